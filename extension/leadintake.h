@@ -1,0 +1,185 @@
+/*
+ * leadintake.h: the types shared by the extension's files: the dialer field table, the
+ * normalised payload, the resolved agent and the outcome of one intake.
+ */
+#ifndef LEADINTAKE_H
+#define LEADINTAKE_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* How a field's text is validated, stored and echoed (contract section 3). */
+typedef enum FieldKind
+{
+	FK_TEXT,					/* free text, length limit only */
+	FK_PHONE,					/* digits and separators */
+	FK_PHONE_CODE,				/* 1 to 4 digits, optional leading + */
+	FK_EMAIL,					/* a plausible address */
+	FK_DATE,					/* YYYY-MM-DD, a real date; column date */
+	FK_DATETIME,				/* YYYY-MM-DD HH:MM:SS; column timestamp */
+	FK_INT,						/* an integer; column bigint */
+	FK_IP,						/* an IPv4 or IPv6 host address; column inet */
+	FK_OFFSET,					/* a number from -12 to 14; column numeric */
+	FK_IDENTITY					/* identifies the agent; not a lead column */
+} FieldKind;
+
+/*
+ * Every known field, in the order of the field table. The enum indexes li_fields[], the
+ * normalised values and the statement parameters alike.
+ */
+typedef enum FieldId
+{
+	F_LEAD_ID,
+	F_VENDOR_ID,
+	F_LIST_ID,
+	F_GMT_OFFSET_NOW,
+	F_PHONE_CODE,
+	F_PHONE_NUMBER,
+	F_TITLE,
+	F_FIRST_NAME,
+	F_MIDDLE_INITIAL,
+	F_LAST_NAME,
+	F_FULL_NAME,
+	F_ADDRESS1,
+	F_ADDRESS2,
+	F_ADDRESS3,
+	F_CITY,
+	F_STATE,
+	F_PROVINCE,
+	F_POSTAL_CODE,
+	F_COUNTRY_CODE,
+	F_GENDER,
+	F_DATE_OF_BIRTH,
+	F_ALT_PHONE,
+	F_SECURITY_PHRASE,
+	F_PHONE,
+	F_EMAIL,
+	F_COMMENTS,
+	F_NOTES,
+	F_CAMPAIGN,
+	F_PHONE_LOGIN,
+	F_FRONTER,
+	F_CLOSER,
+	F_GROUP,
+	F_CHANNEL_GROUP,
+	F_SQLDATE,
+	F_EPOCH,
+	F_UNIQUEID,
+	F_CUSTOMER_ZAP_CHANNEL,
+	F_SERVER_IP,
+	F_SIPEXTEN,
+	F_SESSION_ID,
+	F_DIALED_NUMBER,
+	F_DIALED_LABEL,
+	F_RANK,
+	F_OWNER,
+	F_CAMP_SCRIPT,
+	F_IN_SCRIPT,
+	F_SCRIPT_WIDTH,
+	F_SCRIPT_HEIGHT,
+	F_RECORDING_FILE,
+	F_DIALER_USER_ID,
+	F_USER,
+	LI_NFIELDS
+} FieldId;
+
+typedef struct DialerField
+{
+	const char *key;			/* the JSON key, as the dialer sends it */
+	const char *column;			/* its column in leadintake.leads; NULL if none */
+	int			max_len;		/* in characters */
+	FieldKind	kind;
+} DialerField;
+
+extern const DialerField li_fields[LI_NFIELDS];
+
+/* fields.c */
+extern int	li_field_lookup(const char *key, int len, bool *is_alias);
+extern bool li_is_secret(const char *key, int len);
+extern const char *li_kind_name(FieldKind kind);
+extern const char *li_response_key(FieldId f);
+
+/* One field that failed validation; the key is the one the client sent. */
+typedef struct FieldError
+{
+	char	   *key;
+	char	   *reason;
+} FieldError;
+
+/* A payload read, normalised and validated (payload.c). */
+typedef struct Payload
+{
+	char	   *values[LI_NFIELDS]; /* trimmed text; NULL when absent */
+	Jsonb	   *extra;			/* unknown keys as given; NULL when none */
+	Jsonb	   *logged;			/* the payload as received, secrets removed */
+	List	   *errors;			/* FieldError *, sorted by key */
+	bool		not_object;
+	bool		identity_missing;	/* neither dialer_user_id nor user */
+	bool		name_part_sent; /* first_name, middle_initial or last_name */
+	char	   *full_name;		/* derived: explicit, else built from the parts */
+	char	   *phone;			/* derived: phone, else phone_number */
+	char	   *phone_e164;		/* derived: the phone normalised for matching */
+} Payload;
+
+extern void li_read_payload(Jsonb *jb, Payload *p);
+extern Jsonb *li_redact(Jsonb *jb, bool *changed);
+extern char *li_build_full_name(const char *first, const char *middle, const char *last);
+
+/* phone.c */
+extern char *li_default_phone_code;
+extern void li_define_phone_guc(void);
+extern char *li_phone_e164(const char *phone, const char *phone_code);
+
+/* agents.c */
+typedef struct Agent
+{
+	int64		id;
+	char	   *username;
+	char	   *display_name;
+} Agent;
+
+extern bool li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent,
+							 char **error);
+
+/* The outcome of one intake, whichever entry it came through. */
+typedef struct Intake
+{
+	/* the request */
+	const char *source;			/* 'http', 'sql', 'inbox' or 'replay' */
+	const char *key_name;
+	Datum		client_addr;	/* inet, or 0 for none */
+	TimestampTz received_at;
+	Jsonb	   *logged_payload;
+	char	   *raw_body;		/* a body that was not valid JSON */
+
+	/* the outcome */
+	int			status;			/* HTTP status: 201, 400, 404, 500 */
+	int			sqlstate;
+	char	   *error;			/* one sentence, as the HTTP body says it */
+	List	   *details;		/* FieldError * for a 400 */
+	int64		lead_id;
+	bool		created;
+	Jsonb	   *response;		/* the HTTP body; built in the caller's context */
+	char	   *dashboard_query;
+} Intake;
+
+/* store.c */
+extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
+extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
+extern void li_log(Intake *in);
+
+/* result.c */
+extern Jsonb *li_lead_json(HeapTuple tuple, TupleDesc desc, int64 *id);
+extern void li_fail(Intake *in, int status, int sqlstate, char *error, List *details);
+extern void li_error_response(Intake *in, MemoryContext outer);
+extern Jsonb *li_success_response(Jsonb *lead, bool created);
+extern char *li_dashboard_query(JsonbContainer *lead);
+extern void li_raise(Intake *in) pg_attribute_noreturn();
+extern const char *li_returning_list(void);
+
+#endif							/* LEADINTAKE_H */

@@ -1,0 +1,225 @@
+/*
+ * result.c: what a caller gets back (contract section 6): the success body with the lead,
+ * the error body, the SQL error with its SQLSTATE, and the dashboard query string.
+ */
+#include "leadintake.h"
+
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/numeric.h"
+
+static void
+put_key(JsonbParseState **st, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &k);
+}
+
+static void
+put_string(JsonbParseState **st, const char *key, const char *value, int len)
+{
+	JsonbValue	v;
+
+	put_key(st, key);
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = len;
+	}
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+put_cstring(JsonbParseState **st, const char *key, const char *value)
+{
+	put_string(st, key, value, value ? strlen(value) : 0);
+}
+
+static void
+put_bool(JsonbParseState **st, const char *key, bool value)
+{
+	JsonbValue	v;
+
+	put_key(st, key);
+	v.type = jbvBool;
+	v.val.boolean = value;
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+put_jsonb(JsonbParseState **st, const char *key, Jsonb *value)
+{
+	JsonbValue	v;
+
+	put_key(st, key);
+	v.type = jbvBinary;
+	v.val.binary.data = &value->root;
+	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/* A text column of the returned row, as a JSON string or null. */
+static void
+put_column(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, desc, col, &isnull);
+	text	   *t;
+
+	if (isnull)
+	{
+		put_string(st, key, NULL, 0);
+		return;
+	}
+	t = DatumGetTextPP(d);
+	put_string(st, key, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+/* The "lead" object from a row of li_returning_list(). */
+Jsonb *
+li_lead_json(HeapTuple tuple, TupleDesc desc, int64 *id)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue	v;
+	bool		isnull;
+	int			col = 1;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	*id = DatumGetInt64(SPI_getbinval(tuple, desc, col++, &isnull));
+	put_key(&st, "id");
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(*id);
+	pushJsonbValue(&st, WJB_VALUE, &v);
+	put_column(&st, "status", tuple, desc, col++);
+	for (int f = 0; f < LI_NFIELDS; f++)
+		if (li_fields[f].column)
+			put_column(&st, li_response_key(f), tuple, desc, col++);
+	put_column(&st, "phone_e164", tuple, desc, col++);
+	put_jsonb(&st, "extra", DatumGetJsonbP(SPI_getbinval(tuple, desc, col++, &isnull)));
+	put_column(&st, "created_at", tuple, desc, col++);
+	put_column(&st, "updated_at", tuple, desc, col++);
+	put_column(&st, "assigned_agent_username", tuple, desc, col++);
+	put_column(&st, "assigned_agent_name", tuple, desc, col++);
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+}
+
+Jsonb *
+li_success_response(Jsonb *lead, bool created)
+{
+	JsonbParseState *st = NULL;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	put_bool(&st, "success", true);
+	put_bool(&st, "created", created);
+	put_cstring(&st, "message", created ? "Lead created successfully" :
+				"Lead updated successfully");
+	put_jsonb(&st, "lead", lead);
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+}
+
+void
+li_fail(Intake *in, int status, int sqlstate, char *error, List *details)
+{
+	in->status = status;
+	in->sqlstate = sqlstate;
+	in->error = error;
+	in->details = details;
+}
+
+/* {"error": "...", "details": {"field": "reason"}}, built in outer. */
+void
+li_error_response(Intake *in, MemoryContext outer)
+{
+	MemoryContext old = MemoryContextSwitchTo(outer);
+	JsonbParseState *st = NULL;
+	ListCell   *lc;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	put_cstring(&st, "error", in->error);
+	if (in->details)
+	{
+		put_key(&st, "details");
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		foreach(lc, in->details)
+			put_cstring(&st, ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
+		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	in->response = JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The failure as a PostgreSQL error: the same sentence, lower-cased first as the message
+ * style asks, with one errdetail sentence per bad field.
+ */
+void
+li_raise(Intake *in)
+{
+	char	   *msg = pstrdup(in->error);
+	StringInfoData detail;
+	ListCell   *lc;
+
+	msg[0] = pg_ascii_tolower((unsigned char) msg[0]);
+	initStringInfo(&detail);
+	foreach(lc, in->details)
+		appendStringInfo(&detail, "%sField \"%s\" %s.", foreach_current_index(lc) ? " " : "",
+						 ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
+	ereport(ERROR,
+			(errcode(in->sqlstate),
+			 errmsg("%s", msg),
+			 in->details ? errdetail("%s", detail.data) : 0));
+}
+
+static void
+append_encoded(StringInfo buf, const char *name, const char *value, int len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	appendStringInfo(buf, "&%s=", name);
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = value[i];
+
+		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+			appendStringInfoChar(buf, c);
+		else
+		{
+			appendStringInfoChar(buf, '%');
+			appendStringInfoChar(buf, hex[c >> 4]);
+			appendStringInfoChar(buf, hex[c & 15]);
+		}
+	}
+}
+
+/* from_dialer=true&lead_id=..&full_name=..&phone=..&email=..&notes=.., URL-encoded. */
+char *
+li_dashboard_query(JsonbContainer *lead)
+{
+	static const char *const keys[] = {"full_name", "phone", "email", "notes"};
+	StringInfoData buf;
+	JsonbValue *v;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "from_dialer=true");
+	v = getKeyJsonValueFromContainer(lead, "id", 2, NULL);
+	appendStringInfo(&buf, "&lead_id=%s",
+					 DatumGetCString(DirectFunctionCall1(numeric_out,
+														 NumericGetDatum(v->val.numeric))));
+	for (int i = 0; i < lengthof(keys); i++)
+	{
+		v = getKeyJsonValueFromContainer(lead, keys[i], strlen(keys[i]), NULL);
+		if (v && v->type == jbvString)
+			append_encoded(&buf, keys[i], v->val.string.val, v->val.string.len);
+		else
+			append_encoded(&buf, keys[i], "", 0);
+	}
+	return buf.data;
+}

@@ -1,0 +1,437 @@
+/*
+ * store.c: the race-free upsert of a lead (contract section 5) and the intake_log row,
+ * through SPI plans prepared once per backend and kept.
+ */
+#include "leadintake.h"
+
+#include "catalog/pg_type_d.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+/*
+ * The insert and the update share one parameter layout: $1 the agent (insert) or the lead
+ * (update), then the derived values, then one parameter per stored dialer field.
+ */
+enum
+{
+	P_ID,
+	P_FULL_NAME,
+	P_PHONE,
+	P_PHONE_E164,
+	P_EXTRA,
+	P_DIALER_LEAD_ID,
+	P_FIRST_FIELD
+};
+
+#define MAX_PARAMS (P_FIRST_FIELD + LI_NFIELDS)
+
+/* At most this many rounds of "someone else created it first" before giving up. */
+#define MAX_ATTEMPTS 8
+
+static SPIPlanPtr lock_lead_id_plan, lock_phone_plan, claim_plan, insert_plan, update_plan,
+			log_plan;
+static int	nparams;
+static Oid	param_types[MAX_PARAMS];
+static FieldId param_field[MAX_PARAMS];
+
+SPIPlanPtr
+li_keep_plan(const char *sql, int nargs, Oid *types)
+{
+	/* Every statement is an index look-up or a single-row write: a generic plan is right. */
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	return plan;
+}
+
+/* A dialer field stored from its own parameter (the derived ones have theirs). */
+static bool
+stored_directly(FieldId f)
+{
+	return li_fields[f].column != NULL && f != F_LEAD_ID && f != F_FULL_NAME && f != F_PHONE;
+}
+
+static const char *
+type_cast(FieldKind kind)
+{
+	switch (kind)
+	{
+		case FK_DATE:
+			return "::pg_catalog.date";
+		case FK_DATETIME:
+			return "::pg_catalog.timestamp";
+		case FK_INT:
+			return "::pg_catalog.int8";
+		case FK_IP:
+			return "::pg_catalog.inet";
+		case FK_OFFSET:
+			return "::pg_catalog.numeric";
+		default:
+			return "";
+	}
+}
+
+/* The columns every write returns, in the order li_lead_json reads them. */
+const char *
+li_returning_list(void)
+{
+	static char *list = NULL;
+	StringInfoData buf;
+
+	if (list)
+		return list;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "l.id, l.status");
+	for (int f = 0; f < LI_NFIELDS; f++)
+	{
+		const DialerField *d = &li_fields[f];
+
+		if (d->column == NULL)
+			continue;
+		switch (d->kind)
+		{
+			case FK_DATE:
+				appendStringInfo(&buf, ", pg_catalog.to_char(l.%s, 'YYYY-MM-DD')", d->column);
+				break;
+			case FK_DATETIME:
+				appendStringInfo(&buf, ", pg_catalog.to_char(l.%s, 'YYYY-MM-DD HH24:MI:SS')",
+								 d->column);
+				break;
+			case FK_INT:
+			case FK_OFFSET:
+				appendStringInfo(&buf, ", l.%s::pg_catalog.text", d->column);
+				break;
+			case FK_IP:
+				appendStringInfo(&buf, ", pg_catalog.host(l.%s)", d->column);
+				break;
+			default:
+				appendStringInfo(&buf, ", l.%s", quote_identifier(d->column));
+		}
+	}
+	appendStringInfoString(&buf,
+						   ", l.phone_e164, l.extra"
+						   ", pg_catalog.to_char(pg_catalog.timezone('UTC', l.created_at),"
+						   " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+						   ", pg_catalog.to_char(pg_catalog.timezone('UTC', l.updated_at),"
+						   " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+						   ", a.username, coalesce(a.display_name, a.username)");
+	list = MemoryContextStrdup(TopMemoryContext, buf.data);
+	pfree(buf.data);
+	return list;
+}
+
+static void
+prepare_plans(void)
+{
+	static const char lock_columns[] =
+		"SELECT id, first_name, middle_initial, last_name, phone, phone_code"
+		"  FROM leadintake.leads";
+	Oid			text_type = TEXTOID;
+	Oid			log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, INETOID, INT4OID, TEXTOID,
+	INT8OID, BOOLOID, FLOAT8OID, JSONBOID, TEXTOID};
+	StringInfoData ins,
+				upd;
+	const char *ret = li_returning_list();
+
+	lock_lead_id_plan = li_keep_plan(psprintf("%s WHERE dialer_lead_id OPERATOR(pg_catalog.=) $1"
+											  " FOR UPDATE", lock_columns), 1, &text_type);
+	lock_phone_plan = li_keep_plan(psprintf("%s WHERE phone_e164 OPERATOR(pg_catalog.=) $1"
+											" ORDER BY created_at, id LIMIT 1 FOR UPDATE",
+											lock_columns), 1, &text_type);
+	/* Locks the claim whether it is new or not; a waiter sees the winner's lead after. */
+	claim_plan = li_keep_plan("INSERT INTO leadintake.phone_claims AS c (phone_e164) VALUES ($1)"
+							  " ON CONFLICT (phone_e164) DO UPDATE SET phone_e164 = $1",
+							  1, &text_type);
+
+	param_types[P_ID] = INT8OID;
+	param_types[P_FULL_NAME] = TEXTOID;
+	param_types[P_PHONE] = TEXTOID;
+	param_types[P_PHONE_E164] = TEXTOID;
+	param_types[P_EXTRA] = JSONBOID;
+	param_types[P_DIALER_LEAD_ID] = TEXTOID;
+	nparams = P_FIRST_FIELD;
+
+	initStringInfo(&ins);
+	initStringInfo(&upd);
+	appendStringInfoString(&ins,
+						   "WITH l AS (INSERT INTO leadintake.leads AS l (assigned_agent_id,"
+						   " full_name, phone, phone_e164, extra, dialer_lead_id");
+	appendStringInfoString(&upd,
+						   "WITH l AS (UPDATE leadintake.leads AS l SET"
+						   " full_name = coalesce($2, l.full_name),"
+						   " phone = coalesce($3, l.phone),"
+						   " phone_e164 = coalesce($4, l.phone_e164),"
+						   " extra = l.extra OPERATOR(pg_catalog.||)"
+						   " coalesce($5, '{}'::pg_catalog.jsonb),"
+						   " dialer_lead_id = coalesce(l.dialer_lead_id, $6),"
+						   " updated_at = pg_catalog.now()");
+	for (int f = 0; f < LI_NFIELDS; f++)
+	{
+		if (!stored_directly(f))
+			continue;
+		param_field[nparams] = f;
+		param_types[nparams] = TEXTOID;
+		nparams++;
+		appendStringInfo(&ins, ", %s", quote_identifier(li_fields[f].column));
+		appendStringInfo(&upd, ", %s = coalesce($%d%s, l.%s)",
+						 quote_identifier(li_fields[f].column), nparams,
+						 type_cast(li_fields[f].kind), quote_identifier(li_fields[f].column));
+	}
+	appendStringInfoString(&ins, ") VALUES ($1, $2, $3, $4,"
+						   " coalesce($5, '{}'::pg_catalog.jsonb), $6");
+	for (int i = P_FIRST_FIELD; i < nparams; i++)
+		appendStringInfo(&ins, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
+	appendStringInfoString(&ins, ") ON CONFLICT (dialer_lead_id) DO NOTHING RETURNING l.*)");
+	appendStringInfoString(&upd, " WHERE l.id OPERATOR(pg_catalog.=) $1 RETURNING l.*)");
+
+	/* The agent joins here, not in a second query: the lead keeps its own on update. */
+	appendStringInfo(&ins, " SELECT %s FROM l LEFT JOIN leadintake.agents a"
+					 " ON a.id OPERATOR(pg_catalog.=) l.assigned_agent_id", ret);
+	appendStringInfo(&upd, " SELECT %s FROM l LEFT JOIN leadintake.agents a"
+					 " ON a.id OPERATOR(pg_catalog.=) l.assigned_agent_id", ret);
+	insert_plan = li_keep_plan(ins.data, nparams, param_types);
+	update_plan = li_keep_plan(upd.data, nparams, param_types);
+
+	log_plan = li_keep_plan("INSERT INTO leadintake.intake_log (received_at, source, key_name,"
+							" client_addr, status, error, lead_id, created, duration_ms,"
+							" payload, raw_body)"
+							" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+							11, log_types);
+}
+
+static inline Datum
+text_or_null(const char *s, char *null)
+{
+	*null = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* The locked lead, or false; the columns are those of lock_columns. */
+static bool
+lock_lead(SPIPlanPtr plan, const char *key)
+{
+	Datum		value = CStringGetTextDatum(key);
+
+	if (SPI_execute_plan(plan, &value, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "lead look-up failed");
+	return SPI_processed == 1;
+}
+
+static char *
+locked_column(int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+}
+
+static bool
+write_lead(SPIPlanPtr plan, Datum *values, char *nulls)
+{
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "lead write failed");
+	return SPI_processed == 1;
+}
+
+/*
+ * Update the lead just locked: present fields overwrite, derived values follow the merged
+ * lead, status and agent stay (contract section 5).
+ */
+static void
+update_locked(Payload *p, Datum *values, char *nulls)
+{
+	bool		isnull;
+	char	   *stored_phone = locked_column(5);
+	char	   *stored_code = locked_column(6);
+
+	char	   *full_name = p->values[F_FULL_NAME];
+	char	   *e164 = NULL;
+
+	values[P_ID] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	nulls[P_ID] = ' ';
+	if (full_name == NULL && p->name_part_sent)
+		full_name = li_build_full_name(p->values[F_FIRST_NAME] ? p->values[F_FIRST_NAME] :
+									   locked_column(2),
+									   p->values[F_MIDDLE_INITIAL] ? p->values[F_MIDDLE_INITIAL] :
+									   locked_column(3),
+									   p->values[F_LAST_NAME] ? p->values[F_LAST_NAME] :
+									   locked_column(4));
+	if (p->phone || p->values[F_PHONE_CODE])
+		e164 = li_phone_e164(p->phone ? p->phone : stored_phone,
+							 p->values[F_PHONE_CODE] ? p->values[F_PHONE_CODE] : stored_code);
+	/* NULL keeps the stored value */
+	values[P_FULL_NAME] = text_or_null(full_name, &nulls[P_FULL_NAME]);
+	values[P_PHONE_E164] = text_or_null(e164, &nulls[P_PHONE_E164]);
+	if (!write_lead(update_plan, values, nulls))
+		elog(ERROR, "locked lead disappeared");
+}
+
+/*
+ * Find the lead by the dialer's lead id, else by phone (the oldest), else create it. A
+ * creation by phone first takes the phone's claim row, so concurrent callers for one number
+ * queue there and then find the winner's lead; a creation by lead id relies on the unique
+ * index. Both wait on tuples, never on a lock-table entry held to commit.
+ */
+static bool
+upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
+{
+	const char *lead_id = p->values[F_LEAD_ID];
+	const char *e164 = p->phone_e164;
+
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++)
+	{
+
+		if (lead_id && lock_lead(lock_lead_id_plan, lead_id))
+		{
+			update_locked(p, values, nulls);
+			return false;
+		}
+		if (e164)
+		{
+			bool		found = lock_lead(lock_phone_plan, e164);
+
+			if (!found)
+			{
+				Datum		claim = CStringGetTextDatum(e164);
+
+				if (SPI_execute_plan(claim_plan, &claim, NULL, false, 0) != SPI_OK_INSERT)
+					elog(ERROR, "phone claim failed");
+				found = lock_lead(lock_phone_plan, e164);
+			}
+			if (found)
+			{
+				update_locked(p, values, nulls);
+				return false;
+			}
+		}
+		values[P_ID] = Int64GetDatum(agent->id);
+		nulls[P_ID] = ' ';
+		values[P_FULL_NAME] = text_or_null(p->full_name, &nulls[P_FULL_NAME]);
+		values[P_PHONE_E164] = text_or_null(e164, &nulls[P_PHONE_E164]);
+		if (write_lead(insert_plan, values, nulls))
+			return true;
+		/* A concurrent caller created this lead id and has committed: update theirs. */
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not store the lead because of concurrent changes"),
+			 errhint("Retry the request.")));
+}
+
+static char *
+error_message(Payload *p)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (p->identity_missing && list_length(p->errors) == 1)
+		return pstrdup("Missing required fields: dialer_user_id or user");
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "Invalid fields: ");
+	foreach(lc, p->errors)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? ", " : "",
+						 ((FieldError *) lfirst(lc))->key);
+	return buf.data;
+}
+
+/*
+ * The C core behind every entry: validate, resolve the agent, upsert. A client's mistake
+ * ends in in->status 400 or 404, not in an error; the response is built in outer.
+ */
+void
+li_process(Jsonb *jb, Intake *in, MemoryContext outer)
+{
+	Payload		p;
+	Agent		agent;
+	char	   *error;
+	Datum		values[MAX_PARAMS];
+	char		nulls[MAX_PARAMS];
+	bool		created;
+	MemoryContext old;
+
+	li_read_payload(jb, &p);
+	in->logged_payload = p.logged;
+	if (p.not_object)
+	{
+		li_fail(in, 400, ERRCODE_INVALID_PARAMETER_VALUE,
+				"Request body must be a JSON object", NIL);
+		return;
+	}
+	if (p.errors)
+	{
+		li_fail(in, 400, ERRCODE_INVALID_PARAMETER_VALUE, error_message(&p), p.errors);
+		return;
+	}
+	if (!li_resolve_agent(p.values[F_DIALER_USER_ID], p.values[F_USER], &agent, &error))
+	{
+		li_fail(in, 404, ERRCODE_NO_DATA_FOUND, error, NIL);
+		return;
+	}
+
+	if (insert_plan == NULL)
+		prepare_plans();
+	values[P_PHONE] = text_or_null(p.phone, &nulls[P_PHONE]);
+	values[P_EXTRA] = p.extra ? JsonbPGetDatum(p.extra) : (Datum) 0;
+	nulls[P_EXTRA] = p.extra ? ' ' : 'n';
+	values[P_DIALER_LEAD_ID] = text_or_null(p.values[F_LEAD_ID], &nulls[P_DIALER_LEAD_ID]);
+	for (int i = P_FIRST_FIELD; i < nparams; i++)
+		values[i] = text_or_null(p.values[param_field[i]], &nulls[i]);
+
+	created = upsert(&p, &agent, values, nulls);
+
+	old = MemoryContextSwitchTo(outer);
+	in->status = 201;
+	in->created = created;
+	in->response = li_success_response(li_lead_json(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, &in->lead_id),
+									   created);
+	MemoryContextSwitchTo(old);
+}
+
+/* The intake_log row (contract section 2): every outcome that reaches the database. */
+void
+li_log(Intake *in)
+{
+	Datum		values[11];
+	char		nulls[11];
+	StringInfoData error;
+
+	if (log_plan == NULL)
+		prepare_plans();
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = TimestampTzGetDatum(in->received_at);
+	values[1] = CStringGetTextDatum(in->source);
+	values[2] = text_or_null(in->key_name, &nulls[2]);
+	values[3] = in->client_addr;
+	nulls[3] = in->client_addr ? ' ' : 'n';
+	values[4] = Int32GetDatum(in->status);
+	if (in->error)
+	{
+		ListCell   *lc;
+
+		initStringInfo(&error);
+		appendStringInfoString(&error, in->error);
+		foreach(lc, in->details)
+			appendStringInfo(&error, "%s%s: %s", foreach_current_index(lc) ? "; " : " (",
+							 ((FieldError *) lfirst(lc))->key,
+							 ((FieldError *) lfirst(lc))->reason);
+		if (in->details)
+			appendStringInfoChar(&error, ')');
+		values[5] = CStringGetTextDatum(error.data);
+	}
+	else
+		nulls[5] = 'n';
+	values[6] = Int64GetDatum(in->lead_id);
+	nulls[6] = in->status == 201 ? ' ' : 'n';
+	values[7] = BoolGetDatum(in->created);
+	nulls[7] = in->status == 201 ? ' ' : 'n';
+	values[8] = Float8GetDatum((GetCurrentTimestamp() - in->received_at) / 1000.0);
+	values[9] = in->logged_payload ? JsonbPGetDatum(in->logged_payload) : (Datum) 0;
+	nulls[9] = in->logged_payload ? ' ' : 'n';
+	values[10] = text_or_null(in->raw_body, &nulls[10]);
+	if (SPI_execute_plan(log_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the intake log");
+}
