@@ -128,7 +128,7 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	{
 		in.raw_body = storable_text(data, len);
 		li_fail(&in, 400, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-				"Request body is not valid UTF-8 text", NIL);
+				"Request body must be UTF-8 text without NUL bytes", NIL);
 	}
 	else
 	{

@@ -143,7 +143,10 @@ invalid_reason(const DialerField *f, const char *s, int len)
 {
 	if (memchr(s, '\0', len) != NULL)
 		return "must not contain a NUL byte";
-	if (pg_mbstrlen_with_len(s, len) > f->max_len)
+	/* The typed kinds' formats bound their length; their own message is clearer. */
+	if ((f->kind == FK_TEXT || f->kind == FK_IDENTITY || f->kind == FK_PHONE ||
+		 f->kind == FK_EMAIL || f->kind == FK_PHONE_CODE) &&
+		pg_mbstrlen_with_len(s, len) > f->max_len)
 		return psprintf("must be at most %d characters", f->max_len);
 
 	switch (f->kind)
@@ -364,6 +367,7 @@ li_read_payload(Jsonb *jb, Payload *p)
 	bool		alias_sent[LI_NFIELDS] = {false};
 
 	memset(p, 0, sizeof(Payload));
+	p->logged = jb;
 	if (!JB_ROOT_IS_OBJECT(jb))
 	{
 		p->not_object = true;
@@ -428,7 +432,7 @@ li_read_payload(Jsonb *jb, Payload *p)
 		}
 		if (!identity_error)
 		{
-			add_error(p, "user", 4, "dialer_user_id or user is required");
+			add_error(p, "user", 4, "is required when dialer_user_id is absent");
 			p->identity_missing = true;
 		}
 	}
