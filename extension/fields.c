@@ -76,7 +76,7 @@ static const struct
 };
 
 /* Never stored nor logged; matched case-insensitively. */
-static const char *const secrets[] = {
+const char *const li_secrets[LI_NSECRETS] = {
 	"api_key", "dialer_api_key", "pass", "orig_pass", "phone_pass",
 };
 
@@ -124,8 +124,8 @@ li_field_lookup(const char *key, int len, bool *is_alias)
 bool
 li_is_secret(const char *key, int len)
 {
-	for (int i = 0; i < lengthof(secrets); i++)
-		if (pg_strncasecmp(secrets[i], key, len) == 0 && secrets[i][len] == '\0')
+	for (int i = 0; i < LI_NSECRETS; i++)
+		if (pg_strncasecmp(li_secrets[i], key, len) == 0 && li_secrets[i][len] == '\0')
 			return true;
 	return false;
 }

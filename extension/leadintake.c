@@ -126,7 +126,7 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	spi_context = CurrentMemoryContext;
 	if (memchr(data, '\0', len) != NULL || !pg_verifymbstr(data, len, true))
 	{
-		in.raw_body = storable_text(data, len);
+		in.raw_body = li_redact_text(storable_text(data, len));
 		li_fail(&in, 400, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
 				"Request body must be UTF-8 text without NUL bytes", NIL);
 	}
@@ -166,7 +166,7 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 
 				e->key = "body";
 				e->reason = edata->detail ? edata->detail : edata->message;
-				in.raw_body = pnstrdup(data, len);
+				in.raw_body = li_redact_text(pnstrdup(data, len));
 				li_fail(&in, 400, edata->sqlerrcode, "Request body is not valid JSON",
 						list_make1(e));
 			}

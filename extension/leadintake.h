@@ -98,6 +98,10 @@ typedef struct DialerField
 
 extern const DialerField li_fields[LI_NFIELDS];
 
+/* Keys never stored nor logged, matched case-insensitively (contract section 3). */
+#define LI_NSECRETS 5
+extern const char *const li_secrets[LI_NSECRETS];
+
 /* fields.c */
 extern int	li_field_lookup(const char *key, int len, bool *is_alias);
 extern bool li_is_secret(const char *key, int len);
@@ -128,6 +132,7 @@ typedef struct Payload
 
 extern void li_read_payload(Jsonb *jb, Payload *p);
 extern Jsonb *li_redact(Jsonb *jb, bool *changed);
+extern char *li_redact_text(const char *s);
 extern char *li_build_full_name(const char *first, const char *middle, const char *last);
 
 /* phone.c */

@@ -327,6 +327,72 @@ li_redact(Jsonb *jb, bool *changed)
 	return *changed ? out : jb;
 }
 
+static bool
+is_word_char(char c)
+{
+	return isalnum((unsigned char) c) || c == '_';
+}
+
+/*
+ * A body that is not JSON is kept as text, so its secrets are found by name: a secret key
+ * followed by ':' or '=' has its value replaced, in JSON-ish and form-ish text alike.
+ */
+char *
+li_redact_text(const char *s)
+{
+	StringInfoData out;
+	int			i = 0;
+
+	initStringInfo(&out);
+	while (s[i])
+	{
+		int			value_start = -1,
+					value_end = 0;
+
+		if (i == 0 || !is_word_char(s[i - 1]))
+			for (int n = 0; n < LI_NSECRETS && value_start < 0; n++)
+			{
+				int			len = strlen(li_secrets[n]);
+				int			j = i + len;
+
+				if (pg_strncasecmp(s + i, li_secrets[n], len) != 0 || is_word_char(s[j]))
+					continue;
+				if (s[j] == '"' || s[j] == '\'')
+					j++;
+				while (s[j] == ' ' || s[j] == '\t')
+					j++;
+				if (s[j] != ':' && s[j] != '=')
+					continue;
+				j++;
+				while (s[j] == ' ' || s[j] == '\t')
+					j++;
+				value_start = j;
+				if (s[j] == '"')
+				{
+					for (j++; s[j] && s[j] != '"'; j++)
+						if (s[j] == '\\' && s[j + 1])
+							j++;
+					value_end = s[j] ? j + 1 : j;
+				}
+				else
+				{
+					while (s[j] && !strchr("&,;}] \t\r\n", s[j]))
+						j++;
+					value_end = j;
+				}
+			}
+		if (value_start < 0)
+		{
+			appendStringInfoChar(&out, s[i++]);
+			continue;
+		}
+		appendBinaryStringInfo(&out, s + i, value_start - i);
+		appendStringInfoString(&out, "\"[redacted]\"");
+		i = value_end;
+	}
+	return out.data;
+}
+
 char *
 li_build_full_name(const char *first, const char *middle, const char *last)
 {

@@ -66,3 +66,38 @@ SELECT leadintake_from_dialer(NULL) IS NULL AS null_in_null_out;
 SELECT source, key_name, client_addr, status, error, lead_id IS NOT NULL AS has_lead, created,
        duration_ms >= 0 AS timed, payload IS NOT NULL AS has_payload, raw_body
   FROM leadintake.intake_log WHERE source = 'http' ORDER BY id;
+
+-- A body that is not JSON is kept in raw_body, with its secrets redacted even there.
+SELECT status FROM leadintake.http_intake(
+    convert_to('{"user": "agent1", "api_key": "s3cr3t", "Pass" : "pw", oops', 'UTF8'), 'k', NULL);
+SELECT raw_body FROM leadintake.intake_log ORDER BY id DESC LIMIT 1;
+SELECT status FROM leadintake.http_intake(
+    convert_to('user=agent1&API_KEY=s3cr3t&phone_pass=pw&password=kept', 'UTF8'), 'k', NULL);
+SELECT raw_body FROM leadintake.intake_log ORDER BY id DESC LIMIT 1;
+
+-- An unexpected failure is a logged 500 with generic text, and nothing half-written.
+CREATE FUNCTION public.crm_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'CRM trigger bug with internal details';
+END $$;
+CREATE TRIGGER crm_trigger BEFORE INSERT OR UPDATE ON leadintake.leads
+    FOR EACH ROW EXECUTE FUNCTION public.crm_trigger();
+SELECT status, response FROM leadintake.http_intake(
+    convert_to('{"user": "agent1", "lead_id": "BOOM"}', 'UTF8'), 'k', NULL);
+SELECT status, error, lead_id, payload FROM leadintake.intake_log ORDER BY id DESC LIMIT 1;
+SELECT count(*) AS boom_leads FROM leadintake.leads WHERE dialer_lead_id = 'BOOM';
+-- When the database cannot serve (read-only, out of disk, shutting down), the shim's entry
+-- raises, so that the shim answers 503 and the client retries.
+CREATE OR REPLACE FUNCTION public.crm_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction'
+        USING ERRCODE = 'read_only_sql_transaction';
+END $$;
+\set VERBOSITY terse
+SELECT status FROM leadintake.http_intake(
+    convert_to('{"user": "agent1", "lead_id": "BOOM"}', 'UTF8'), 'k', NULL);
+\set VERBOSITY default
+DROP TRIGGER crm_trigger ON leadintake.leads;
+DROP FUNCTION public.crm_trigger();
+SELECT status, response->>'message' AS message FROM leadintake.http_intake(
+    convert_to('{"user": "agent1", "lead_id": "BOOM"}', 'UTF8'), 'k', NULL);
