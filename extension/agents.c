@@ -24,7 +24,7 @@ static const char resolve_sql[] =
 static void
 take(HeapTuple tuple, TupleDesc desc, Agent *agent)
 {
-	bool		isnull;
+	bool isnull;
 
 	agent->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
 	agent->username = SPI_getvalue(tuple, desc, 2);
@@ -34,7 +34,7 @@ take(HeapTuple tuple, TupleDesc desc, Agent *agent)
 static bool
 column_true(HeapTuple tuple, TupleDesc desc, int col)
 {
-	bool		isnull;
+	bool isnull;
 
 	return DatumGetBool(SPI_getbinval(tuple, desc, col, &isnull));
 }
@@ -46,15 +46,13 @@ column_true(HeapTuple tuple, TupleDesc desc, int col)
 bool
 li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent, char **error)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid types[2] = {TEXTOID, TEXTOID};
+	Datum values[2];
+	char nulls[2] = {' ', ' '};
 	SPITupleTable *tt;
-	bool		inactive_by_id = false,
-				inactive_exact = false,
-				inactive_folded = false;
-	int			folded_matches = 0;
-	uint64		n;
+	bool inactive_by_id = false, inactive_exact = false, inactive_folded = false;
+	int folded_matches = 0;
+	uint64 n;
 
 	if (resolve_plan == NULL)
 		resolve_plan = li_keep_plan(resolve_sql, 2, types);
@@ -98,7 +96,7 @@ li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent, cha
 		/* username, case-insensitively, when exactly one active agent matches */
 		if (!inactive_exact)
 		{
-			int			last = -1;
+			int last = -1;
 
 			for (uint64 i = 0; i < n; i++)
 			{
@@ -123,7 +121,8 @@ li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent, cha
 			*error = psprintf("Agent with username '%s' is inactive", user);
 		else if (folded_matches > 1)
 			*error = psprintf("Agent with username '%s' not found: %d agents match it "
-							  "case-insensitively", user, folded_matches);
+							  "case-insensitively",
+							  user, folded_matches);
 		else
 			*error = psprintf("Agent with username '%s' not found", user);
 		return false;

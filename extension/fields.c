@@ -67,8 +67,8 @@ const DialerField li_fields[LI_NFIELDS] = {
 static const struct
 {
 	const char *alias;
-	FieldId		field;
-}			aliases[] = {
+	FieldId field;
+} aliases[] = {
 	{"agent_username", F_USER},
 	{"dialer_lead_id", F_LEAD_ID},
 	{"recording_filename", F_RECORDING_FILE},
@@ -81,15 +81,9 @@ const char *const li_secrets[LI_NSECRETS] = {
 };
 
 static const char *const kind_names[] = {
-	[FK_TEXT] = "text",
-	[FK_PHONE] = "phone",
-	[FK_PHONE_CODE] = "phone_code",
-	[FK_EMAIL] = "email",
-	[FK_DATE] = "date",
-	[FK_DATETIME] = "datetime",
-	[FK_INT] = "integer",
-	[FK_IP] = "ip",
-	[FK_OFFSET] = "gmt_offset",
+	[FK_TEXT] = "text",         [FK_PHONE] = "phone", [FK_PHONE_CODE] = "phone_code",
+	[FK_EMAIL] = "email",       [FK_DATE] = "date",   [FK_DATETIME] = "datetime",
+	[FK_INT] = "integer",       [FK_IP] = "ip",       [FK_OFFSET] = "gmt_offset",
 	[FK_IDENTITY] = "identity",
 };
 
@@ -154,8 +148,8 @@ leadintake_fields(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < LI_NFIELDS; i++)
 	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Datum values[4];
+		bool nulls[4] = {false, false, false, false};
 
 		values[0] = CStringGetTextDatum(li_fields[i].key);
 		if (li_fields[i].column)
@@ -168,8 +162,8 @@ leadintake_fields(PG_FUNCTION_ARGS)
 	}
 	for (int i = 0; i < lengthof(aliases); i++)
 	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Datum values[4];
+		bool nulls[4] = {false, false, false, false};
 		const DialerField *f = &li_fields[aliases[i].field];
 
 		values[0] = CStringGetTextDatum(aliases[i].alias);

@@ -16,7 +16,7 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+void _PG_init(void);
 
 void
 _PG_init(void)
@@ -31,9 +31,9 @@ PG_FUNCTION_INFO_V1(leadintake_from_dialer);
 Datum
 leadintake_from_dialer(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	Jsonb *jb = PG_GETARG_JSONB_P(0);
 	MemoryContext outer = CurrentMemoryContext;
-	Intake		in = {0};
+	Intake in = {0};
 
 	in.source = "sql";
 	in.received_at = GetCurrentTimestamp();
@@ -64,7 +64,7 @@ unavailable(int sqlerrcode)
 			return true;
 		default:
 			return sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
-				sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+				   sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
 	}
 }
 
@@ -77,7 +77,7 @@ storable_text(const char *data, int len)
 	initStringInfo(&buf);
 	for (int i = 0; i < len;)
 	{
-		int			n = pg_utf_mblen((const unsigned char *) data + i);
+		int n = pg_utf_mblen((const unsigned char *) data + i);
 
 		if (data[i] != '\0' && i + n <= len && pg_utf8_islegal((const unsigned char *) data + i, n))
 		{
@@ -103,17 +103,17 @@ PG_FUNCTION_INFO_V1(leadintake_http_intake);
 Datum
 leadintake_http_intake(PG_FUNCTION_ARGS)
 {
-	bytea	   *body = PG_ARGISNULL(0) ? NULL : PG_GETARG_BYTEA_PP(0);
+	bytea *body = PG_ARGISNULL(0) ? NULL : PG_GETARG_BYTEA_PP(0);
 	const char *data = body ? VARDATA_ANY(body) : "";
-	int			len = body ? VARSIZE_ANY_EXHDR(body) : 0;
+	int len = body ? VARSIZE_ANY_EXHDR(body) : 0;
 	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext spi_context;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool parsing = true;
-	Intake		in = {0};
-	TupleDesc	desc;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, true};
+	Intake in = {0};
+	TupleDesc desc;
+	Datum values[3];
+	bool nulls[3] = {false, false, true};
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -136,8 +136,8 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_context);
 		PG_TRY();
 		{
-			Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																CStringGetDatum(pnstrdup(data, len))));
+			Jsonb *jb =
+				DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(data, len))));
 
 			parsing = false;
 			li_process(jb, &in, outer);
@@ -147,7 +147,7 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
+			ErrorData *edata;
 
 			MemoryContextSwitchTo(spi_context);
 			edata = CopyErrorData();
@@ -206,18 +206,17 @@ Datum
 leadintake_inbox_redact(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	HeapTuple	tuple;
-	int			col;
-	bool		isnull,
-				changed;
-	Datum		value;
-	Jsonb	   *clean;
+	HeapTuple tuple;
+	int col;
+	bool isnull, changed;
+	Datum value;
+	Jsonb *clean;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		elog(ERROR, "leadintake_inbox_redact must be a BEFORE ROW trigger");
-	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple :
-		trigdata->tg_trigtuple;
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+														: trigdata->tg_trigtuple;
 	col = SPI_fnumber(trigdata->tg_relation->rd_att, "payload");
 	if (col <= 0)
 		elog(ERROR, "table \"%s\" has no column \"payload\"",
@@ -228,11 +227,11 @@ leadintake_inbox_redact(PG_FUNCTION_ARGS)
 	clean = li_redact(DatumGetJsonbP(value), &changed);
 	if (changed)
 	{
-		Datum		replace = JsonbPGetDatum(clean);
-		bool		replace_null = false;
+		Datum replace = JsonbPGetDatum(clean);
+		bool replace_null = false;
 
-		tuple = heap_modify_tuple_by_cols(tuple, trigdata->tg_relation->rd_att, 1, &col,
-										  &replace, &replace_null);
+		tuple = heap_modify_tuple_by_cols(tuple, trigdata->tg_relation->rd_att, 1, &col, &replace,
+										  &replace_null);
 	}
 	return PointerGetDatum(tuple);
 }

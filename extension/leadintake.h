@@ -16,16 +16,16 @@
 /* How a field's text is validated, stored and echoed (contract section 3). */
 typedef enum FieldKind
 {
-	FK_TEXT,					/* free text, length limit only */
-	FK_PHONE,					/* digits and separators */
-	FK_PHONE_CODE,				/* 1 to 4 digits, optional leading + */
-	FK_EMAIL,					/* a plausible address */
-	FK_DATE,					/* YYYY-MM-DD, a real date; column date */
-	FK_DATETIME,				/* YYYY-MM-DD HH:MM:SS; column timestamp */
-	FK_INT,						/* an integer; column bigint */
-	FK_IP,						/* an IPv4 or IPv6 host address; column inet */
-	FK_OFFSET,					/* a number from -12 to 14; column numeric */
-	FK_IDENTITY					/* identifies the agent; not a lead column */
+	FK_TEXT,       /* free text, length limit only */
+	FK_PHONE,      /* digits and separators */
+	FK_PHONE_CODE, /* 1 to 4 digits, optional leading + */
+	FK_EMAIL,      /* a plausible address */
+	FK_DATE,       /* YYYY-MM-DD, a real date; column date */
+	FK_DATETIME,   /* YYYY-MM-DD HH:MM:SS; column timestamp */
+	FK_INT,        /* an integer; column bigint */
+	FK_IP,         /* an IPv4 or IPv6 host address; column inet */
+	FK_OFFSET,     /* a number from -12 to 14; column numeric */
+	FK_IDENTITY    /* identifies the agent; not a lead column */
 } FieldKind;
 
 /*
@@ -90,10 +90,10 @@ typedef enum FieldId
 
 typedef struct DialerField
 {
-	const char *key;			/* the JSON key, as the dialer sends it */
-	const char *column;			/* its column in leadintake.leads; NULL if none */
-	int			max_len;		/* in characters */
-	FieldKind	kind;
+	const char *key;    /* the JSON key, as the dialer sends it */
+	const char *column; /* its column in leadintake.leads; NULL if none */
+	int max_len;        /* in characters */
+	FieldKind kind;
 } DialerField;
 
 extern const DialerField li_fields[LI_NFIELDS];
@@ -103,7 +103,7 @@ extern const DialerField li_fields[LI_NFIELDS];
 extern const char *const li_secrets[LI_NSECRETS];
 
 /* fields.c */
-extern int	li_field_lookup(const char *key, int len, bool *is_alias);
+extern int li_field_lookup(const char *key, int len, bool *is_alias);
 extern bool li_is_secret(const char *key, int len);
 extern const char *li_kind_name(FieldKind kind);
 extern const char *li_response_key(FieldId f);
@@ -111,23 +111,23 @@ extern const char *li_response_key(FieldId f);
 /* One field that failed validation; the key is the one the client sent. */
 typedef struct FieldError
 {
-	char	   *key;
-	char	   *reason;
+	char *key;
+	char *reason;
 } FieldError;
 
 /* A payload read, normalised and validated (payload.c). */
 typedef struct Payload
 {
-	char	   *values[LI_NFIELDS]; /* trimmed text; NULL when absent */
-	Jsonb	   *extra;			/* unknown keys as given; NULL when none */
-	Jsonb	   *logged;			/* the payload as received, secrets removed */
-	List	   *errors;			/* FieldError *, sorted by key */
-	bool		not_object;
-	bool		identity_missing;	/* neither dialer_user_id nor user */
-	bool		name_part_sent; /* first_name, middle_initial or last_name */
-	char	   *full_name;		/* derived: explicit, else built from the parts */
-	char	   *phone;			/* derived: phone, else phone_number */
-	char	   *phone_e164;		/* derived: the phone normalised for matching */
+	char *values[LI_NFIELDS]; /* trimmed text; NULL when absent */
+	Jsonb *extra;             /* unknown keys as given; NULL when none */
+	Jsonb *logged;            /* the payload as received, secrets removed */
+	List *errors;             /* FieldError *, sorted by key */
+	bool not_object;
+	bool identity_missing; /* neither dialer_user_id nor user */
+	bool name_part_sent;   /* first_name, middle_initial or last_name */
+	char *full_name;       /* derived: explicit, else built from the parts */
+	char *phone;           /* derived: phone, else phone_number */
+	char *phone_e164;      /* derived: the phone normalised for matching */
 } Payload;
 
 extern void li_read_payload(Jsonb *jb, Payload *p);
@@ -143,9 +143,9 @@ extern char *li_phone_e164(const char *phone, const char *phone_code);
 /* agents.c */
 typedef struct Agent
 {
-	int64		id;
-	char	   *username;
-	char	   *display_name;
+	int64 id;
+	char *username;
+	char *display_name;
 } Agent;
 
 extern bool li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent,
@@ -155,22 +155,22 @@ extern bool li_resolve_agent(const char *dialer_user_id, const char *user, Agent
 typedef struct Intake
 {
 	/* the request */
-	const char *source;			/* 'http', 'sql', 'inbox' or 'replay' */
+	const char *source; /* 'http', 'sql', 'inbox' or 'replay' */
 	const char *key_name;
-	Datum		client_addr;	/* inet, or 0 for none */
+	Datum client_addr; /* inet, or 0 for none */
 	TimestampTz received_at;
-	Jsonb	   *logged_payload;
-	char	   *raw_body;		/* a body that was not valid JSON */
+	Jsonb *logged_payload;
+	char *raw_body; /* a body that was not valid JSON */
 
 	/* the outcome */
-	int			status;			/* HTTP status: 201, 400, 404, 500 */
-	int			sqlstate;
-	char	   *error;			/* one sentence, as the HTTP body says it */
-	List	   *details;		/* FieldError * for a 400 */
-	int64		lead_id;
-	bool		created;
-	Jsonb	   *response;		/* the HTTP body; built in the caller's context */
-	char	   *dashboard_query;
+	int status; /* HTTP status: 201, 400, 404, 500 */
+	int sqlstate;
+	char *error;   /* one sentence, as the HTTP body says it */
+	List *details; /* FieldError * for a 400 */
+	int64 lead_id;
+	bool created;
+	Jsonb *response; /* the HTTP body; built in the caller's context */
+	char *dashboard_query;
 } Intake;
 
 /* store.c */
@@ -187,4 +187,4 @@ extern char *li_dashboard_query(JsonbContainer *lead);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
 extern const char *li_returning_list(void);
 
-#endif							/* LEADINTAKE_H */
+#endif /* LEADINTAKE_H */

@@ -52,16 +52,15 @@ is_placeholder(const char *s, int len)
 static bool
 is_absent(const char *s, int len)
 {
-	return len == 0 || is_placeholder(s, len) ||
-		(len == 10 && strncmp(s, "0000-00-00", 10) == 0) ||
-		(len == 19 && strncmp(s, "0000-00-00 00:00:00", 19) == 0);
+	return len == 0 || is_placeholder(s, len) || (len == 10 && strncmp(s, "0000-00-00", 10) == 0) ||
+		   (len == 19 && strncmp(s, "0000-00-00 00:00:00", 19) == 0);
 }
 
 /* Reads n digits as a number; -1 if any is not a digit. */
 static int
 digits(const char *s, int n)
 {
-	int			v = 0;
+	int v = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -84,9 +83,7 @@ all_digits(const char *s, int n)
 static bool
 valid_date(const char *s)
 {
-	int			y = digits(s, 4),
-				m = digits(s + 5, 2),
-				d = digits(s + 8, 2);
+	int y = digits(s, 4), m = digits(s + 5, 2), d = digits(s + 8, 2);
 
 	if (s[4] != '-' || s[7] != '-' || y < 1 || m < 1 || m > 12 || d < 1)
 		return false;
@@ -97,17 +94,15 @@ static bool
 valid_email(const char *s, int len)
 {
 	const char *at = memchr(s, '@', len);
-	const char *domain,
-			   *label;
-	int			labels = 0,
-				label_len = 0;
+	const char *domain, *label;
+	int labels = 0, label_len = 0;
 
 	if (at == NULL || at == s || at - s > 64 || memchr(at + 1, '@', s + len - at - 1))
 		return false;
 	for (const char *c = s; c < at; c++)
-		if ((unsigned char) *c <= ' ' || *c == '"' || *c == '(' || *c == ')' ||
-			*c == ',' || *c == ';' || *c == '<' || *c == '>' || *c == '\\' ||
-			*c == '[' || *c == ']' || (*c == '.' && (c == s || c + 1 == at || c[1] == '.')))
+		if ((unsigned char) *c <= ' ' || *c == '"' || *c == '(' || *c == ')' || *c == ',' ||
+			*c == ';' || *c == '<' || *c == '>' || *c == '\\' || *c == '[' || *c == ']' ||
+			(*c == '.' && (c == s || c + 1 == at || c[1] == '.')))
 			return false;
 	domain = at + 1;
 	label = domain;
@@ -155,84 +150,83 @@ invalid_reason(const DialerField *f, const char *s, int len)
 		case FK_IDENTITY:
 			return NULL;
 		case FK_PHONE:
-			{
-				bool		has_digit = false;
+		{
+			bool has_digit = false;
 
-				for (int i = 0; i < len; i++)
-				{
-					if (isdigit((unsigned char) s[i]))
-						has_digit = true;
-					else if (!(s[i] == '+' && i == 0) && !strchr(" -.()/", s[i]))
-						return "must be a phone number: digits, an optional leading +, "
-							"spaces and - . ( ) /";
-				}
-				return has_digit ? NULL : "must be a phone number with at least one digit";
+			for (int i = 0; i < len; i++)
+			{
+				if (isdigit((unsigned char) s[i]))
+					has_digit = true;
+				else if (!(s[i] == '+' && i == 0) && !strchr(" -.()/", s[i]))
+					return "must be a phone number: digits, an optional leading +, "
+						   "spaces and - . ( ) /";
 			}
+			return has_digit ? NULL : "must be a phone number with at least one digit";
+		}
 		case FK_PHONE_CODE:
-			{
-				const char *d = (*s == '+') ? s + 1 : s;
-				int			n = len - (d - s);
+		{
+			const char *d = (*s == '+') ? s + 1 : s;
+			int n = len - (d - s);
 
-				return (n >= 1 && n <= 4 && all_digits(d, n)) ? NULL :
-					"must be a country calling code of 1 to 4 digits";
-			}
+			return (n >= 1 && n <= 4 && all_digits(d, n))
+					   ? NULL
+					   : "must be a country calling code of 1 to 4 digits";
+		}
 		case FK_EMAIL:
-			return valid_email(s, len) ? NULL :
-				"must be a plausible e-mail address, like name@example.com";
+			return valid_email(s, len)
+					   ? NULL
+					   : "must be a plausible e-mail address, like name@example.com";
 		case FK_DATE:
 			return (len == 10 && valid_date(s)) ? NULL : "must be a real date as YYYY-MM-DD";
 		case FK_DATETIME:
 			if (len == 19 && valid_date(s) && s[10] == ' ' && s[13] == ':' && s[16] == ':')
 			{
-				int			h = digits(s + 11, 2),
-							m = digits(s + 14, 2),
-							sec = digits(s + 17, 2);
+				int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
 
 				if (h >= 0 && h <= 23 && m >= 0 && m <= 59 && sec >= 0 && sec <= 59)
 					return NULL;
 			}
 			return "must be a real date and time as YYYY-MM-DD HH:MM:SS";
 		case FK_INT:
-			{
-				int			start = (*s == '-' || *s == '+') ? 1 : 0;
+		{
+			int start = (*s == '-' || *s == '+') ? 1 : 0;
 
-				if (len > start && all_digits(s + start, len - start))
-				{
-					errno = 0;
-					(void) strtoll(s, NULL, 10);
-					if (errno == 0)
-						return NULL;
-				}
-				return "must be an integer";
-			}
-		case FK_IP:
+			if (len > start && all_digits(s + start, len - start))
 			{
-				unsigned char buf[sizeof(struct in6_addr)];
-
-				if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
+				errno = 0;
+				(void) strtoll(s, NULL, 10);
+				if (errno == 0)
 					return NULL;
-				return "must be an IPv4 or IPv6 address";
 			}
+			return "must be an integer";
+		}
+		case FK_IP:
+		{
+			unsigned char buf[sizeof(struct in6_addr)];
+
+			if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
+				return NULL;
+			return "must be an IPv4 or IPv6 address";
+		}
 		case FK_OFFSET:
+		{
+			int i = (*s == '-' || *s == '+') ? 1 : 0;
+			int int_digits = 0, frac_digits = 0;
+
+			for (; i < len && isdigit((unsigned char) s[i]); i++)
+				int_digits++;
+			if (i < len && s[i] == '.')
+				for (i++; i < len && isdigit((unsigned char) s[i]); i++)
+					frac_digits++;
+			if (i == len && int_digits >= 1 && int_digits <= 2 && frac_digits <= 2)
 			{
-				int			i = (*s == '-' || *s == '+') ? 1 : 0;
-				int			int_digits = 0,
-							frac_digits = 0;
+				double v = strtod(s, NULL);
 
-				for (; i < len && isdigit((unsigned char) s[i]); i++)
-					int_digits++;
-				if (i < len && s[i] == '.')
-					for (i++; i < len && isdigit((unsigned char) s[i]); i++)
-						frac_digits++;
-				if (i == len && int_digits >= 1 && int_digits <= 2 && frac_digits <= 2)
-				{
-					double		v = strtod(s, NULL);
-
-					if (v >= -12.0 && v <= 14.0)
-						return NULL;
-				}
-				return "must be a number from -12 to 14";
+				if (v >= -12.0 && v <= 14.0)
+					return NULL;
 			}
+			return "must be a number from -12 to 14";
+		}
 	}
 	return NULL;
 }
@@ -245,7 +239,7 @@ static void
 read_field(Payload *p, FieldId f, const char *key, int keylen, JsonbValue *v)
 {
 	const char *s;
-	int			len;
+	int len;
 	const char *reason;
 
 	switch (v->type)
@@ -261,8 +255,7 @@ read_field(Payload *p, FieldId f, const char *key, int keylen, JsonbValue *v)
 				len--;
 			break;
 		case jbvNumeric:
-			s = DatumGetCString(DirectFunctionCall1(numeric_out,
-													NumericGetDatum(v->val.numeric)));
+			s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 			len = strlen(s);
 			break;
 		case jbvBool:
@@ -305,10 +298,9 @@ li_redact(Jsonb *jb, bool *changed)
 {
 	JsonbParseState *state = NULL;
 	JsonbIterator *it;
-	JsonbValue	k,
-				v;
+	JsonbValue k, v;
 	JsonbIteratorToken tok;
-	Jsonb	   *out;
+	Jsonb *out;
 
 	*changed = false;
 	if (!JB_ROOT_IS_OBJECT(jb))
@@ -341,19 +333,18 @@ char *
 li_redact_text(const char *s)
 {
 	StringInfoData out;
-	int			i = 0;
+	int i = 0;
 
 	initStringInfo(&out);
 	while (s[i])
 	{
-		int			value_start = -1,
-					value_end = 0;
+		int value_start = -1, value_end = 0;
 
 		if (i == 0 || !is_word_char(s[i - 1]))
 			for (int n = 0; n < LI_NSECRETS && value_start < 0; n++)
 			{
-				int			len = strlen(li_secrets[n]);
-				int			j = i + len;
+				int len = strlen(li_secrets[n]);
+				int j = i + len;
 
 				if (pg_strncasecmp(s + i, li_secrets[n], len) != 0 || is_word_char(s[j]))
 					continue;
@@ -420,17 +411,16 @@ li_read_payload(Jsonb *jb, Payload *p)
 {
 	JsonbParseState *extra = NULL;
 	JsonbIterator *it;
-	JsonbValue	k,
-				v;
+	JsonbValue k, v;
 	JsonbIteratorToken tok;
-	bool		seen[LI_NFIELDS] = {false};
-	bool		secret = false;
+	bool seen[LI_NFIELDS] = {false};
+	bool secret = false;
 	struct
 	{
-		JsonbValue	key;
-		JsonbValue	value;
-	}			alias[LI_NFIELDS];
-	bool		alias_sent[LI_NFIELDS] = {false};
+		JsonbValue key;
+		JsonbValue value;
+	} alias[LI_NFIELDS];
+	bool alias_sent[LI_NFIELDS] = {false};
 
 	memset(p, 0, sizeof(Payload));
 	p->logged = jb;
@@ -445,9 +435,9 @@ li_read_payload(Jsonb *jb, Payload *p)
 	while ((tok = JsonbIteratorNext(&it, &k, true)) == WJB_KEY)
 	{
 		const char *key = k.val.string.val;
-		int			keylen = k.val.string.len;
-		bool		is_alias;
-		int			f;
+		int keylen = k.val.string.len;
+		bool is_alias;
+		int f;
 
 		(void) JsonbIteratorNext(&it, &v, true);
 		if (li_is_secret(key, keylen))
@@ -462,7 +452,7 @@ li_read_payload(Jsonb *jb, Payload *p)
 		}
 		else
 		{
-			int			nerrors = list_length(p->errors);
+			int nerrors = list_length(p->errors);
 
 			read_field(p, f, key, keylen, &v);
 			seen[f] = p->values[f] != NULL || list_length(p->errors) > nerrors;
@@ -485,10 +475,10 @@ li_read_payload(Jsonb *jb, Payload *p)
 
 	if (p->values[F_DIALER_USER_ID] == NULL && p->values[F_USER] == NULL)
 	{
-		bool		identity_error = false;
-		ListCell   *lc;
+		bool identity_error = false;
+		ListCell *lc;
 
-		foreach(lc, p->errors)
+		foreach (lc, p->errors)
 		{
 			const char *key = ((FieldError *) lfirst(lc))->key;
 
@@ -504,11 +494,12 @@ li_read_payload(Jsonb *jb, Payload *p)
 	}
 	list_sort(p->errors, error_cmp);
 
-	p->name_part_sent = p->values[F_FIRST_NAME] || p->values[F_MIDDLE_INITIAL] ||
-		p->values[F_LAST_NAME];
-	p->full_name = p->values[F_FULL_NAME] ? p->values[F_FULL_NAME] :
-		li_build_full_name(p->values[F_FIRST_NAME], p->values[F_MIDDLE_INITIAL],
-						   p->values[F_LAST_NAME]);
+	p->name_part_sent =
+		p->values[F_FIRST_NAME] || p->values[F_MIDDLE_INITIAL] || p->values[F_LAST_NAME];
+	p->full_name = p->values[F_FULL_NAME]
+					   ? p->values[F_FULL_NAME]
+					   : li_build_full_name(p->values[F_FIRST_NAME], p->values[F_MIDDLE_INITIAL],
+											p->values[F_LAST_NAME]);
 	p->phone = p->values[F_PHONE] ? p->values[F_PHONE] : p->values[F_PHONE_NUMBER];
 	p->phone_e164 = li_phone_e164(p->phone, p->values[F_PHONE_CODE]);
 }

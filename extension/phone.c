@@ -9,12 +9,12 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-char	   *li_default_phone_code = NULL;
+char *li_default_phone_code = NULL;
 
 static bool
 valid_code(const char *code)
 {
-	int			n = 0;
+	int n = 0;
 
 	if (*code == '+')
 		code++;
@@ -36,11 +36,10 @@ check_phone_code(char **newval, void **extra, GucSource source)
 void
 li_define_phone_guc(void)
 {
-	DefineCustomStringVariable("leadintake.default_phone_code",
-							   "Country calling code for phone numbers sent without one.",
-							   "Used for phone_e164 when the payload has no phone_code.",
-							   &li_default_phone_code, "44", PGC_USERSET, 0,
-							   check_phone_code, NULL, NULL);
+	DefineCustomStringVariable(
+		"leadintake.default_phone_code", "Country calling code for phone numbers sent without one.",
+		"Used for phone_e164 when the payload has no phone_code.", &li_default_phone_code, "44",
+		PGC_USERSET, 0, check_phone_code, NULL, NULL);
 }
 
 /*
@@ -53,7 +52,7 @@ li_phone_e164(const char *phone, const char *phone_code)
 {
 	StringInfoData digits;
 	StringInfoData out;
-	bool		plus = false;
+	bool plus = false;
 	const char *code;
 
 	if (phone == NULL)
@@ -98,8 +97,8 @@ PG_FUNCTION_INFO_V1(leadintake_phone_e164);
 Datum
 leadintake_phone_e164(PG_FUNCTION_ARGS)
 {
-	char	   *code = NULL;
-	char	   *result;
+	char *code = NULL;
+	char *result;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();

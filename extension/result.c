@@ -12,7 +12,7 @@
 static void
 put_key(JsonbParseState **st, const char *key)
 {
-	JsonbValue	k;
+	JsonbValue k;
 
 	k.type = jbvString;
 	k.val.string.val = (char *) key;
@@ -23,7 +23,7 @@ put_key(JsonbParseState **st, const char *key)
 static void
 put_string(JsonbParseState **st, const char *key, const char *value, int len)
 {
-	JsonbValue	v;
+	JsonbValue v;
 
 	put_key(st, key);
 	if (value == NULL)
@@ -46,7 +46,7 @@ put_cstring(JsonbParseState **st, const char *key, const char *value)
 static void
 put_bool(JsonbParseState **st, const char *key, bool value)
 {
-	JsonbValue	v;
+	JsonbValue v;
 
 	put_key(st, key);
 	v.type = jbvBool;
@@ -57,7 +57,7 @@ put_bool(JsonbParseState **st, const char *key, bool value)
 static void
 put_jsonb(JsonbParseState **st, const char *key, Jsonb *value)
 {
-	JsonbValue	v;
+	JsonbValue v;
 
 	put_key(st, key);
 	v.type = jbvBinary;
@@ -70,9 +70,9 @@ put_jsonb(JsonbParseState **st, const char *key, Jsonb *value)
 static void
 put_column(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tuple, desc, col, &isnull);
-	text	   *t;
+	bool isnull;
+	Datum d = SPI_getbinval(tuple, desc, col, &isnull);
+	text *t;
 
 	if (isnull)
 	{
@@ -88,9 +88,9 @@ Jsonb *
 li_lead_json(HeapTuple tuple, TupleDesc desc, int64 *id)
 {
 	JsonbParseState *st = NULL;
-	JsonbValue	v;
-	bool		isnull;
-	int			col = 1;
+	JsonbValue v;
+	bool isnull;
+	int col = 1;
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	*id = DatumGetInt64(SPI_getbinval(tuple, desc, col++, &isnull));
@@ -119,8 +119,8 @@ li_success_response(Jsonb *lead, bool created)
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	put_bool(&st, "success", true);
 	put_bool(&st, "created", created);
-	put_cstring(&st, "message", created ? "Lead created successfully" :
-				"Lead updated successfully");
+	put_cstring(&st, "message",
+				created ? "Lead created successfully" : "Lead updated successfully");
 	put_jsonb(&st, "lead", lead);
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }
@@ -140,7 +140,7 @@ li_error_response(Intake *in, MemoryContext outer)
 {
 	MemoryContext old = MemoryContextSwitchTo(outer);
 	JsonbParseState *st = NULL;
-	ListCell   *lc;
+	ListCell *lc;
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	put_cstring(&st, "error", in->error);
@@ -148,7 +148,7 @@ li_error_response(Intake *in, MemoryContext outer)
 	{
 		put_key(&st, "details");
 		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		foreach(lc, in->details)
+		foreach (lc, in->details)
 			put_cstring(&st, ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
 		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	}
@@ -163,19 +163,17 @@ li_error_response(Intake *in, MemoryContext outer)
 void
 li_raise(Intake *in)
 {
-	char	   *msg = pstrdup(in->error);
+	char *msg = pstrdup(in->error);
 	StringInfoData detail;
-	ListCell   *lc;
+	ListCell *lc;
 
 	msg[0] = pg_ascii_tolower((unsigned char) msg[0]);
 	initStringInfo(&detail);
-	foreach(lc, in->details)
+	foreach (lc, in->details)
 		appendStringInfo(&detail, "%sField \"%s\" %s.", foreach_current_index(lc) ? " " : "",
 						 ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
-	ereport(ERROR,
-			(errcode(in->sqlstate),
-			 errmsg("%s", msg),
-			 in->details ? errdetail("%s", detail.data) : 0));
+	ereport(ERROR, (errcode(in->sqlstate), errmsg("%s", msg),
+					in->details ? errdetail("%s", detail.data) : 0));
 }
 
 static void
@@ -210,9 +208,9 @@ li_dashboard_query(JsonbContainer *lead)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "from_dialer=true");
 	v = getKeyJsonValueFromContainer(lead, "id", 2, NULL);
-	appendStringInfo(&buf, "&lead_id=%s",
-					 DatumGetCString(DirectFunctionCall1(numeric_out,
-														 NumericGetDatum(v->val.numeric))));
+	appendStringInfo(
+		&buf, "&lead_id=%s",
+		DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric))));
 	for (int i = 0; i < lengthof(keys); i++)
 	{
 		v = getKeyJsonValueFromContainer(lead, keys[i], strlen(keys[i]), NULL);

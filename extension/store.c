@@ -31,16 +31,16 @@ enum
 #define MAX_ATTEMPTS 8
 
 static SPIPlanPtr lock_lead_id_plan, lock_phone_plan, claim_plan, insert_plan, update_plan,
-			log_plan;
-static int	nparams;
-static Oid	param_types[MAX_PARAMS];
+	log_plan;
+static int nparams;
+static Oid param_types[MAX_PARAMS];
 static FieldId param_field[MAX_PARAMS];
 
 SPIPlanPtr
 li_keep_plan(const char *sql, int nargs, Oid *types)
 {
 	/* Every statement is an index look-up or a single-row write: a generic plan is right. */
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
@@ -113,13 +113,12 @@ li_returning_list(void)
 				appendStringInfo(&buf, ", l.%s", quote_identifier(d->column));
 		}
 	}
-	appendStringInfoString(&buf,
-						   ", l.phone_e164, l.extra"
-						   ", pg_catalog.to_char(pg_catalog.timezone('UTC', l.created_at),"
-						   " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-						   ", pg_catalog.to_char(pg_catalog.timezone('UTC', l.updated_at),"
-						   " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-						   ", a.username, coalesce(a.display_name, a.username)");
+	appendStringInfoString(&buf, ", l.phone_e164, l.extra"
+								 ", pg_catalog.to_char(pg_catalog.timezone('UTC', l.created_at),"
+								 " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+								 ", pg_catalog.to_char(pg_catalog.timezone('UTC', l.updated_at),"
+								 " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+								 ", a.username, coalesce(a.display_name, a.username)");
 	list = MemoryContextStrdup(TopMemoryContext, buf.data);
 	pfree(buf.data);
 	return list;
@@ -131,18 +130,20 @@ prepare_plans(void)
 	static const char lock_columns[] =
 		"SELECT id, first_name, middle_initial, last_name, phone, phone_code"
 		"  FROM leadintake.leads";
-	Oid			text_type = TEXTOID;
-	Oid			log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, INETOID, INT4OID, TEXTOID,
-	INT8OID, BOOLOID, FLOAT8OID, JSONBOID, TEXTOID};
-	StringInfoData ins,
-				upd;
+	Oid text_type = TEXTOID;
+	Oid log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID,   INETOID,  INT4OID, TEXTOID,
+						 INT8OID,        BOOLOID, FLOAT8OID, JSONBOID, TEXTOID};
+	StringInfoData ins, upd;
 	const char *ret = li_returning_list();
 
 	lock_lead_id_plan = li_keep_plan(psprintf("%s WHERE dialer_lead_id OPERATOR(pg_catalog.=) $1"
-											  " FOR UPDATE", lock_columns), 1, &text_type);
+											  " FOR UPDATE",
+											  lock_columns),
+									 1, &text_type);
 	lock_phone_plan = li_keep_plan(psprintf("%s WHERE phone_e164 OPERATOR(pg_catalog.=) $1"
 											" ORDER BY created_at, id LIMIT 1 FOR UPDATE",
-											lock_columns), 1, &text_type);
+											lock_columns),
+								   1, &text_type);
 	/* Locks the claim whether it is new or not; a waiter sees the winner's lead after. */
 	claim_plan = li_keep_plan("INSERT INTO leadintake.phone_claims AS c (phone_e164) VALUES ($1)"
 							  " ON CONFLICT (phone_e164) DO UPDATE SET phone_e164 = $1",
@@ -158,18 +159,16 @@ prepare_plans(void)
 
 	initStringInfo(&ins);
 	initStringInfo(&upd);
-	appendStringInfoString(&ins,
-						   "WITH l AS (INSERT INTO leadintake.leads AS l (assigned_agent_id,"
-						   " full_name, phone, phone_e164, extra, dialer_lead_id");
-	appendStringInfoString(&upd,
-						   "WITH l AS (UPDATE leadintake.leads AS l SET"
-						   " full_name = coalesce($2, l.full_name),"
-						   " phone = coalesce($3, l.phone),"
-						   " phone_e164 = coalesce($4, l.phone_e164),"
-						   " extra = l.extra OPERATOR(pg_catalog.||)"
-						   " coalesce($5, '{}'::pg_catalog.jsonb),"
-						   " dialer_lead_id = coalesce(l.dialer_lead_id, $6),"
-						   " updated_at = pg_catalog.now()");
+	appendStringInfoString(&ins, "WITH l AS (INSERT INTO leadintake.leads AS l (assigned_agent_id,"
+								 " full_name, phone, phone_e164, extra, dialer_lead_id");
+	appendStringInfoString(&upd, "WITH l AS (UPDATE leadintake.leads AS l SET"
+								 " full_name = coalesce($2, l.full_name),"
+								 " phone = coalesce($3, l.phone),"
+								 " phone_e164 = coalesce($4, l.phone_e164),"
+								 " extra = l.extra OPERATOR(pg_catalog.||)"
+								 " coalesce($5, '{}'::pg_catalog.jsonb),"
+								 " dialer_lead_id = coalesce(l.dialer_lead_id, $6),"
+								 " updated_at = pg_catalog.now()");
 	for (int f = 0; f < LI_NFIELDS; f++)
 	{
 		if (!stored_directly(f))
@@ -183,17 +182,21 @@ prepare_plans(void)
 						 type_cast(li_fields[f].kind), quote_identifier(li_fields[f].column));
 	}
 	appendStringInfoString(&ins, ") VALUES ($1, $2, $3, $4,"
-						   " coalesce($5, '{}'::pg_catalog.jsonb), $6");
+								 " coalesce($5, '{}'::pg_catalog.jsonb), $6");
 	for (int i = P_FIRST_FIELD; i < nparams; i++)
 		appendStringInfo(&ins, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
 	appendStringInfoString(&ins, ") ON CONFLICT (dialer_lead_id) DO NOTHING RETURNING l.*)");
 	appendStringInfoString(&upd, " WHERE l.id OPERATOR(pg_catalog.=) $1 RETURNING l.*)");
 
 	/* The agent joins here, not in a second query: the lead keeps its own on update. */
-	appendStringInfo(&ins, " SELECT %s FROM l LEFT JOIN leadintake.agents a"
-					 " ON a.id OPERATOR(pg_catalog.=) l.assigned_agent_id", ret);
-	appendStringInfo(&upd, " SELECT %s FROM l LEFT JOIN leadintake.agents a"
-					 " ON a.id OPERATOR(pg_catalog.=) l.assigned_agent_id", ret);
+	appendStringInfo(&ins,
+					 " SELECT %s FROM l LEFT JOIN leadintake.agents a"
+					 " ON a.id OPERATOR(pg_catalog.=) l.assigned_agent_id",
+					 ret);
+	appendStringInfo(&upd,
+					 " SELECT %s FROM l LEFT JOIN leadintake.agents a"
+					 " ON a.id OPERATOR(pg_catalog.=) l.assigned_agent_id",
+					 ret);
 	insert_plan = li_keep_plan(ins.data, nparams, param_types);
 	update_plan = li_keep_plan(upd.data, nparams, param_types);
 
@@ -215,7 +218,7 @@ text_or_null(const char *s, char *null)
 static bool
 lock_lead(SPIPlanPtr plan, const char *key)
 {
-	Datum		value = CStringGetTextDatum(key);
+	Datum value = CStringGetTextDatum(key);
 
 	if (SPI_execute_plan(plan, &value, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "lead look-up failed");
@@ -243,22 +246,20 @@ write_lead(SPIPlanPtr plan, Datum *values, char *nulls)
 static void
 update_locked(Payload *p, Datum *values, char *nulls)
 {
-	bool		isnull;
-	char	   *stored_phone = locked_column(5);
-	char	   *stored_code = locked_column(6);
+	bool isnull;
+	char *stored_phone = locked_column(5);
+	char *stored_code = locked_column(6);
 
-	char	   *full_name = p->values[F_FULL_NAME];
-	char	   *e164 = NULL;
+	char *full_name = p->values[F_FULL_NAME];
+	char *e164 = NULL;
 
 	values[P_ID] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	nulls[P_ID] = ' ';
 	if (full_name == NULL && p->name_part_sent)
-		full_name = li_build_full_name(p->values[F_FIRST_NAME] ? p->values[F_FIRST_NAME] :
-									   locked_column(2),
-									   p->values[F_MIDDLE_INITIAL] ? p->values[F_MIDDLE_INITIAL] :
-									   locked_column(3),
-									   p->values[F_LAST_NAME] ? p->values[F_LAST_NAME] :
-									   locked_column(4));
+		full_name = li_build_full_name(
+			p->values[F_FIRST_NAME] ? p->values[F_FIRST_NAME] : locked_column(2),
+			p->values[F_MIDDLE_INITIAL] ? p->values[F_MIDDLE_INITIAL] : locked_column(3),
+			p->values[F_LAST_NAME] ? p->values[F_LAST_NAME] : locked_column(4));
 	if (p->phone || p->values[F_PHONE_CODE])
 		e164 = li_phone_e164(p->phone ? p->phone : stored_phone,
 							 p->values[F_PHONE_CODE] ? p->values[F_PHONE_CODE] : stored_code);
@@ -291,11 +292,11 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 		}
 		if (e164)
 		{
-			bool		found = lock_lead(lock_phone_plan, e164);
+			bool found = lock_lead(lock_phone_plan, e164);
 
 			if (!found)
 			{
-				Datum		claim = CStringGetTextDatum(e164);
+				Datum claim = CStringGetTextDatum(e164);
 
 				if (SPI_execute_plan(claim_plan, &claim, NULL, false, 0) != SPI_OK_INSERT)
 					elog(ERROR, "phone claim failed");
@@ -315,23 +316,22 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 			return true;
 		/* A concurrent caller created this lead id and has committed: update theirs. */
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("could not store the lead because of concurrent changes"),
-			 errhint("Retry the request.")));
+	ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					errmsg("could not store the lead because of concurrent changes"),
+					errhint("Retry the request.")));
 }
 
 static char *
 error_message(Payload *p)
 {
 	StringInfoData buf;
-	ListCell   *lc;
+	ListCell *lc;
 
 	if (p->identity_missing && list_length(p->errors) == 1)
 		return pstrdup("Missing required fields: dialer_user_id or user");
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "Invalid fields: ");
-	foreach(lc, p->errors)
+	foreach (lc, p->errors)
 		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? ", " : "",
 						 ((FieldError *) lfirst(lc))->key);
 	return buf.data;
@@ -344,20 +344,20 @@ error_message(Payload *p)
 void
 li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 {
-	Payload		p;
-	Agent		agent;
-	char	   *error;
-	Datum		values[MAX_PARAMS];
-	char		nulls[MAX_PARAMS];
-	bool		created;
+	Payload p;
+	Agent agent;
+	char *error;
+	Datum values[MAX_PARAMS];
+	char nulls[MAX_PARAMS];
+	bool created;
 	MemoryContext old;
 
 	li_read_payload(jb, &p);
 	in->logged_payload = p.logged;
 	if (p.not_object)
 	{
-		li_fail(in, 400, ERRCODE_INVALID_PARAMETER_VALUE,
-				"Request body must be a JSON object", NIL);
+		li_fail(in, 400, ERRCODE_INVALID_PARAMETER_VALUE, "Request body must be a JSON object",
+				NIL);
 		return;
 	}
 	if (p.errors)
@@ -385,9 +385,8 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 	old = MemoryContextSwitchTo(outer);
 	in->status = 201;
 	in->created = created;
-	in->response = li_success_response(li_lead_json(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, &in->lead_id),
-									   created);
+	in->response = li_success_response(
+		li_lead_json(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &in->lead_id), created);
 	MemoryContextSwitchTo(old);
 }
 
@@ -395,8 +394,8 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 void
 li_log(Intake *in)
 {
-	Datum		values[11];
-	char		nulls[11];
+	Datum values[11];
+	char nulls[11];
 	StringInfoData error;
 
 	if (log_plan == NULL)
@@ -410,14 +409,13 @@ li_log(Intake *in)
 	values[4] = Int32GetDatum(in->status);
 	if (in->error)
 	{
-		ListCell   *lc;
+		ListCell *lc;
 
 		initStringInfo(&error);
 		appendStringInfoString(&error, in->error);
-		foreach(lc, in->details)
+		foreach (lc, in->details)
 			appendStringInfo(&error, "%s%s: %s", foreach_current_index(lc) ? "; " : " (",
-							 ((FieldError *) lfirst(lc))->key,
-							 ((FieldError *) lfirst(lc))->reason);
+							 ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
 		if (in->details)
 			appendStringInfoChar(&error, ')');
 		values[5] = CStringGetTextDatum(error.data);
