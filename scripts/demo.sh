@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2119  # lib.sh functions take optional arguments of their own
+# scripts/demo.sh: try leadintake on a throwaway database (README: `bash scripts/demo.sh`).
+#
+# Installs the Debian packages it needs, builds and installs the extension (and the shim),
+# starts a throwaway PostgreSQL 15 cluster in a temporary directory, creates the database
+# `leadintake` with the extension and three agents (agent1..agent3, dialer user ids
+# 1001..1003), writes a demo API key file and, when shim/leadintake-shim was built, starts
+# the HTTP shim. It prints how to send a lead with psql and with curl, then waits:
+# Ctrl-C (or SIGTERM) stops the shim and the cluster and deletes the temporary directory.
+#
+# Environment:
+#   LEADINTAKE_DEMO_PORT       PostgreSQL port (default 5433)
+#   LEADINTAKE_DEMO_HTTP_PORT  the shim's port on 127.0.0.1 (default 8080)
+# Must run as root (it installs packages, and runs the server as the user postgres).
+
+set -uo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$LI_ROOT" || exit 1
+
+PG_PORT=${LEADINTAKE_DEMO_PORT:-5433}
+HTTP_PORT=${LEADINTAKE_DEMO_HTTP_PORT:-8080}
+WORK=""
+SHIM_PID=""
+SLEEP_PID=""
+STOPPING=0
+
+wait_forever() {
+    while :; do
+        sleep 3600 &
+        SLEEP_PID=$!
+        wait "$SLEEP_PID"
+    done
+}
+
+stop() {
+    [ "$STOPPING" = 1 ] && return
+    STOPPING=1
+    trap - EXIT INT TERM
+    [ -n "$SLEEP_PID" ] && kill "$SLEEP_PID" 2>/dev/null
+    if [ -n "$SHIM_PID" ] && kill -0 "$SHIM_PID" 2>/dev/null; then
+        echo "stopping the shim (pid $SHIM_PID)"
+        kill -TERM "$SHIM_PID" 2>/dev/null
+        for _ in $(seq 1 100); do
+            kill -0 "$SHIM_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SHIM_PID" 2>/dev/null
+        wait "$SHIM_PID" 2>/dev/null
+    fi
+    if [ -n "$WORK" ]; then
+        echo "stopping the cluster and removing $WORK"
+        li_remove_cluster "$WORK/pg"
+        rm -rf -- "$WORK"
+    fi
+}
+trap stop EXIT
+trap 'echo; stop; exit 0' INT TERM
+
+[ "$(id -u)" -eq 0 ] || li_die "run as root (it installs packages and runs PostgreSQL as postgres)"
+
+echo "== packages"
+li_ensure_packages || li_die "could not install the packages"
+
+echo "== build"
+li_build
+case $? in
+    0) ;;
+    2) li_log "warning: the shim did not build (see above): SQL only" ;;
+    *) li_die "the extension did not build (see above)" ;;
+esac
+
+echo "== cluster"
+li_port_in_use "$PG_PORT" \
+    && li_die "port $PG_PORT is in use: set LEADINTAKE_DEMO_PORT to a free port"
+WORK=$(mktemp -d /tmp/leadintake-demo.XXXXXX) || li_die "mktemp failed"
+chmod 755 "$WORK"
+li_start_cluster "$WORK/pg" "$PG_PORT" || li_die "could not start PostgreSQL on port $PG_PORT"
+SOCK=$(li_sockdir "$WORK/pg")
+
+li_psql "$WORK/pg" "$PG_PORT" -d postgres -c 'CREATE DATABASE leadintake' \
+    || li_die "CREATE DATABASE failed"
+li_psql "$WORK/pg" "$PG_PORT" -d leadintake <<'SQL' || li_die "setting up the database failed"
+CREATE EXTENSION leadintake;
+INSERT INTO leadintake.agents (username, display_name, dialer_user_id) VALUES
+    ('agent1', 'Agent One', '1001'),
+    ('agent2', 'Agent Two', '1002'),
+    ('agent3', 'Agent Three', '1003');
+SQL
+
+KEY_FILE="$WORK/api-keys"
+KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+(umask 077 && printf 'demo:%s\n' "$KEY" >"$KEY_FILE")
+chmod 600 "$KEY_FILE"
+
+CONNINFO="host=$SOCK port=$PG_PORT dbname=leadintake user=postgres"
+SHIM=$LI_ROOT/shim/leadintake-shim
+URL="http://127.0.0.1:$HTTP_PORT/api/leads/from-dialer/"
+if [ -x "$SHIM" ]; then
+    if li_port_in_use "$HTTP_PORT"; then
+        li_log "warning: port $HTTP_PORT is in use (set LEADINTAKE_DEMO_HTTP_PORT): shim not started"
+    else
+        echo "== shim"
+        "$SHIM" --db "$CONNINFO" --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$KEY_FILE" &
+        SHIM_PID=$!
+        up=0
+        for _ in $(seq 1 100); do
+            kill -0 "$SHIM_PID" 2>/dev/null || break
+            if li_port_in_use "$HTTP_PORT"; then up=1; break; fi
+            sleep 0.1
+        done
+        if [ "$up" != 1 ]; then
+            li_log "warning: the shim did not start listening on 127.0.0.1:$HTTP_PORT: SQL only"
+            kill -TERM "$SHIM_PID" 2>/dev/null
+            wait "$SHIM_PID" 2>/dev/null
+            SHIM_PID=""
+        fi
+    fi
+else
+    echo "(shim/leadintake-shim not built: SQL only)"
+fi
+
+cat <<EOF
+
+leadintake demo is running.
+  PostgreSQL $PG_PORT, socket directory $SOCK, database leadintake (user postgres)
+  agents: agent1 'Agent One' (1001), agent2 'Agent Two' (1002), agent3 'Agent Three' (1003)
+
+Send a lead from SQL:
+  psql "$CONNINFO" -c "SELECT leadintake_from_dialer('{\"user\":\"agent1\",\"lead_id\":\"DEMO1\",\"first_name\":\"John\",\"last_name\":\"Smith\",\"phone_number\":\"07700 900123\"}');"
+
+See what was stored:
+  psql "$CONNINFO" -c "SELECT id, full_name, phone_e164, status, dialer_lead_id FROM leadintake.leads" -c "SELECT id, source, status, error FROM leadintake.intake_log"
+EOF
+
+if [ -n "$SHIM_PID" ]; then
+    cat <<EOF
+
+HTTP shim: $URL
+  API key (header X-Dialer-Api-Key): $KEY   (key file $KEY_FILE, name 'demo')
+
+Create a lead over HTTP:
+  curl -sS -X POST '$URL' -H 'X-Dialer-Api-Key: $KEY' -H 'Content-Type: application/json' -d '{"user":"agent2","lead_id":"DEMO2","first_name":"Jane","last_name":"Doe","phone_number":"07700 900456"}'
+
+The same as a VICIdial web form / dispo URL would send it (GET with query parameters):
+  curl -sS -H 'X-Dialer-Api-Key: $KEY' '$URL?user=agent3&lead_id=DEMO3&first_name=Ann&last_name=Lee&phone_number=07700+900789'
+
+Health: curl -sS http://127.0.0.1:$HTTP_PORT/healthz    Metrics: curl -sS http://127.0.0.1:$HTTP_PORT/metrics
+The shim logs one JSON line per request below.
+EOF
+fi
+
+echo
+echo "Press Ctrl-C to stop (the database and everything in $WORK are deleted)."
+if [ -n "$SHIM_PID" ]; then
+    wait "$SHIM_PID"
+    rc=$?
+    if [ "$STOPPING" != 1 ]; then
+        li_log "the shim exited (status $rc); PostgreSQL still runs. Ctrl-C to stop."
+        SHIM_PID=""
+        wait_forever
+    fi
+else
+    wait_forever
+fi
