@@ -1,17 +1,19 @@
 /*
- * leadintake.c: the module's entry points: leadintake_from_dialer for SQL callers, the
- * never-raising http_intake for the shim, and the trigger that redacts inbox rows.
+ * leadintake.c: the module's entry points, one per kind of caller: leadintake_from_dialer and
+ * replay (SQL), http_intake (the shim), process_inbox and the inbox's redacting trigger.
  */
 #include "leadintake.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 
 PG_MODULE_MAGIC;
@@ -23,28 +25,6 @@ _PG_init(void)
 {
 	li_define_phone_guc();
 	MarkGUCPrefixReserved("leadintake");
-}
-
-PG_FUNCTION_INFO_V1(leadintake_from_dialer);
-
-/* The DBA's entry: the success body, or an error with the contract's SQLSTATE. */
-Datum
-leadintake_from_dialer(PG_FUNCTION_ARGS)
-{
-	Jsonb *jb = PG_GETARG_JSONB_P(0);
-	MemoryContext outer = CurrentMemoryContext;
-	Intake in = {0};
-
-	in.source = "sql";
-	in.received_at = GetCurrentTimestamp();
-	SPI_connect();
-	li_process(jb, &in, outer);
-	/* A failure's log row would roll back with the error: SQL semantics win. */
-	if (in.status != 201)
-		li_raise(&in);
-	li_log(&in);
-	SPI_finish();
-	PG_RETURN_JSONB_P(in.response);
 }
 
 /*
@@ -93,12 +73,69 @@ storable_text(const char *data, int len)
 	return buf.data;
 }
 
+/*
+ * Runs the core in a subtransaction, parsing body first when jb is NULL, so that even an
+ * unexpected failure ends as a status (400 for a body that does not parse, else 500, its
+ * cause kept for the log) with nothing half-written. Only an unavailable database raises.
+ */
+static void
+process_guarded(Intake *in, MemoryContext outer, Jsonb *jb, const char *body, int len)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool parsing = (jb == NULL);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		Jsonb *doc = jb ? jb
+						: DatumGetJsonbP(
+							  DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
+
+		parsing = false;
+		li_process(doc, in, outer);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+
+		if (unavailable(edata->sqlerrcode))
+			ReThrowError(edata);
+		in->response = NULL;
+		if (parsing)
+		{
+			FieldError *e = palloc(sizeof(FieldError));
+
+			e->key = "body";
+			e->reason = edata->detail ? edata->detail : edata->message;
+			in->raw_body = li_redact_text(pnstrdup(body, len));
+			li_fail(in, 400, edata->sqlerrcode, "Request body is not valid JSON", list_make1(e));
+		}
+		else
+		{
+			li_fail(in, 500, edata->sqlerrcode, edata->message, NIL);
+			elog(LOG, "leadintake: %s intake failed: %s", in->source, edata->message);
+		}
+	}
+	PG_END_TRY();
+}
+
 PG_FUNCTION_INFO_V1(leadintake_http_intake);
 
 /*
- * The shim's entry: parses the body, runs the core in a subtransaction so that even an
- * unexpected failure is logged (as a 500), and returns (status, response, dashboard_query).
- * It raises only when the database cannot serve (see unavailable()).
+ * The shim's entry: returns (status, response, dashboard_query) and raises only when the
+ * database cannot serve (see unavailable()). Every outcome is logged.
  */
 Datum
 leadintake_http_intake(PG_FUNCTION_ARGS)
@@ -107,9 +144,6 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	const char *data = body ? VARDATA_ANY(body) : "";
 	int len = body ? VARSIZE_ANY_EXHDR(body) : 0;
 	MemoryContext outer = CurrentMemoryContext;
-	MemoryContext spi_context;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool parsing = true;
 	Intake in = {0};
 	TupleDesc desc;
 	Datum values[3];
@@ -123,7 +157,6 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	in.client_addr = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 
 	SPI_connect();
-	spi_context = CurrentMemoryContext;
 	if (memchr(data, '\0', len) != NULL || !pg_verifymbstr(data, len, true))
 	{
 		in.raw_body = li_redact_text(storable_text(data, len));
@@ -131,56 +164,10 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 				"Request body must be UTF-8 text without NUL bytes", NIL);
 	}
 	else
-	{
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(spi_context);
-		PG_TRY();
-		{
-			Jsonb *jb =
-				DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(data, len))));
-
-			parsing = false;
-			li_process(jb, &in, outer);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(spi_context);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			ErrorData *edata;
-
-			MemoryContextSwitchTo(spi_context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(spi_context);
-			CurrentResourceOwner = owner;
-
-			if (unavailable(edata->sqlerrcode))
-				ReThrowError(edata);
-			in.response = NULL;
-			in.dashboard_query = NULL;
-			if (parsing)
-			{
-				FieldError *e = palloc(sizeof(FieldError));
-
-				e->key = "body";
-				e->reason = edata->detail ? edata->detail : edata->message;
-				in.raw_body = li_redact_text(pnstrdup(data, len));
-				li_fail(&in, 400, edata->sqlerrcode, "Request body is not valid JSON",
-						list_make1(e));
-			}
-			else
-			{
-				/* The cause goes to the log and the server log, never to the client. */
-				li_fail(&in, 500, edata->sqlerrcode, edata->message, NIL);
-				elog(LOG, "leadintake: request failed: %s", edata->message);
-			}
-		}
-		PG_END_TRY();
-	}
+		process_guarded(&in, outer, NULL, data, len);
 
 	li_log(&in);
+	/* The cause of a 500 is in the log; the client gets no database text. */
 	if (in.status == 500)
 		in.error = "Internal server error";
 	if (in.status != 201)
@@ -197,6 +184,159 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 		nulls[2] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(leadintake_process_inbox);
+
+/*
+ * leadintake.process_inbox(batch_size): the oldest pending rows, locked with SKIP LOCKED so
+ * that two workers never take the same row, each run through the core in its own
+ * subtransaction; the row records its outcome whatever it is.
+ */
+Datum
+leadintake_process_inbox(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr take_plan = NULL, done_plan = NULL;
+	int32 batch_size = PG_GETARG_INT32(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext row_context;
+	SPITupleTable *pending;
+	uint64 n;
+
+	if (batch_size < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("batch_size must be at least 1")));
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	if (take_plan == NULL)
+	{
+		Oid take_types[1] = {INT4OID};
+		Oid done_types[4] = {INT8OID, INT4OID, TEXTOID, INT8OID};
+
+		take_plan = li_keep_plan("SELECT id, payload FROM leadintake.inbox"
+								 " WHERE processed_at IS NULL ORDER BY id LIMIT $1"
+								 " FOR UPDATE SKIP LOCKED",
+								 1, take_types);
+		done_plan = li_keep_plan("UPDATE leadintake.inbox SET processed_at = pg_catalog.now(),"
+								 " status = $2, error = $3, lead_id = $4"
+								 " WHERE id OPERATOR(pg_catalog.=) $1",
+								 4, done_types);
+	}
+	{
+		Datum limit = Int32GetDatum(batch_size);
+
+		if (SPI_execute_plan(take_plan, &limit, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the inbox");
+	}
+	pending = SPI_tuptable;
+	n = SPI_processed;
+	row_context =
+		AllocSetContextCreate(CurrentMemoryContext, "leadintake inbox row", ALLOCSET_DEFAULT_SIZES);
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(row_context);
+		Intake in = {0};
+		bool isnull;
+		Datum id = SPI_getbinval(pending->vals[i], pending->tupdesc, 1, &isnull);
+		Jsonb *jb = DatumGetJsonbP(SPI_getbinval(pending->vals[i], pending->tupdesc, 2, &isnull));
+		Datum done[4];
+		char done_nulls[4] = {' ', ' ', ' ', ' '};
+		Datum out[4];
+		bool out_nulls[4] = {false, false, false, false};
+		char *error;
+
+		in.source = "inbox";
+		in.received_at = GetCurrentTimestamp();
+		process_guarded(&in, row_context, jb, NULL, 0);
+		li_log(&in);
+
+		error = li_error_text(&in);
+		done[0] = out[0] = id;
+		done[1] = out[1] = Int32GetDatum(in.status);
+		done[2] = out[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
+		done_nulls[2] = error ? ' ' : 'n';
+		out_nulls[2] = (error == NULL);
+		done[3] = out[3] = Int64GetDatum(in.lead_id);
+		done_nulls[3] = in.status == 201 ? ' ' : 'n';
+		out_nulls[3] = in.status != 201;
+		if (SPI_execute_plan(done_plan, done, done_nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the outcome of inbox row");
+		/* (inbox_id, status, lead_id, error) */
+		{
+			Datum row[4] = {out[0], out[1], out[3], out[2]};
+			bool row_nulls[4] = {false, false, out_nulls[3], out_nulls[2]};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, row_nulls);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_context);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* The DBA's entries share this: the success body, or an error with the contract's SQLSTATE. */
+static Jsonb *
+sql_entry(Jsonb *jb, const char *source)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Intake in = {0};
+
+	in.source = source;
+	in.received_at = GetCurrentTimestamp();
+	SPI_connect();
+	li_process(jb, &in, outer);
+	/* A failure's log row would roll back with the error: SQL semantics win. */
+	if (in.status != 201)
+		li_raise(&in);
+	li_log(&in);
+	SPI_finish();
+	return in.response;
+}
+
+PG_FUNCTION_INFO_V1(leadintake_from_dialer);
+
+/* The DBA's entry. */
+Datum
+leadintake_from_dialer(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(sql_entry(PG_GETARG_JSONB_P(0), "sql"));
+}
+
+PG_FUNCTION_INFO_V1(leadintake_replay);
+
+/* leadintake.replay(log_id): a logged request's payload again, logged as source 'replay'. */
+Datum
+leadintake_replay(PG_FUNCTION_ARGS)
+{
+	int64 log_id = PG_GETARG_INT64(0);
+	Datum arg = Int64GetDatum(log_id);
+	Oid argtype = INT8OID;
+	bool isnull;
+	Datum value;
+	Jsonb *payload;
+	MemoryContext outer = CurrentMemoryContext, old;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT payload FROM leadintake.intake_log"
+							  " WHERE id OPERATOR(pg_catalog.=) $1",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the intake log");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+						errmsg("intake log row " INT64_FORMAT " does not exist", log_id)));
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("intake log row " INT64_FORMAT " has no stored payload", log_id),
+						errdetail("Its body was not valid JSON; it is kept in raw_body only.")));
+	/* SPI_finish frees what SPI allocated: the payload must outlive it. */
+	old = MemoryContextSwitchTo(outer);
+	payload = DatumGetJsonbPCopy(value);
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	PG_RETURN_JSONB_P(sql_entry(payload, "replay"));
 }
 
 PG_FUNCTION_INFO_V1(leadintake_inbox_redact);

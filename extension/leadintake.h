@@ -177,6 +177,7 @@ typedef struct Intake
 extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
 extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
 extern void li_log(Intake *in);
+extern char *li_error_text(Intake *in);
 
 /* result.c */
 extern Jsonb *li_lead_json(HeapTuple tuple, TupleDesc desc, int64 *id);

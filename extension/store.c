@@ -5,9 +5,11 @@
 #include "leadintake.h"
 
 #include "catalog/pg_type_d.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 /*
@@ -321,6 +323,29 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 					errhint("Retry the request.")));
 }
 
+/*
+ * NOTIFY leadintake_lead, once per call; PostgreSQL delivers it at commit and drops it on
+ * rollback, so a dashboard never hears of a lead that was not stored.
+ */
+static void
+notify(HeapTuple tuple, TupleDesc desc, bool created)
+{
+	StringInfoData buf;
+	bool isnull;
+	int64 id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	char *agent = SPI_getvalue(tuple, desc, desc->natts - 1);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"id\": " INT64_FORMAT ", \"created\": %s, \"agent\": ", id,
+					 created ? "true" : "false");
+	if (agent)
+		escape_json(&buf, agent);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	Async_Notify("leadintake_lead", buf.data);
+}
+
 static char *
 error_message(Payload *p)
 {
@@ -382,6 +407,8 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 
 	created = upsert(&p, &agent, values, nulls);
 
+	notify(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, created);
+
 	old = MemoryContextSwitchTo(outer);
 	in->status = 201;
 	in->created = created;
@@ -390,13 +417,31 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 	MemoryContextSwitchTo(old);
 }
 
+/* A failure as one line for intake_log and inbox: the sentence, then each field's reason. */
+char *
+li_error_text(Intake *in)
+{
+	StringInfoData buf;
+	ListCell *lc;
+
+	if (in->error == NULL)
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, in->error);
+	foreach (lc, in->details)
+		appendStringInfo(&buf, "%s%s: %s", foreach_current_index(lc) ? "; " : " (",
+						 ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
+	if (in->details)
+		appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
 /* The intake_log row (contract section 2): every outcome that reaches the database. */
 void
 li_log(Intake *in)
 {
 	Datum values[11];
 	char nulls[11];
-	StringInfoData error;
 
 	if (log_plan == NULL)
 		prepare_plans();
@@ -407,21 +452,7 @@ li_log(Intake *in)
 	values[3] = in->client_addr;
 	nulls[3] = in->client_addr ? ' ' : 'n';
 	values[4] = Int32GetDatum(in->status);
-	if (in->error)
-	{
-		ListCell *lc;
-
-		initStringInfo(&error);
-		appendStringInfoString(&error, in->error);
-		foreach (lc, in->details)
-			appendStringInfo(&error, "%s%s: %s", foreach_current_index(lc) ? "; " : " (",
-							 ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
-		if (in->details)
-			appendStringInfoChar(&error, ')');
-		values[5] = CStringGetTextDatum(error.data);
-	}
-	else
-		nulls[5] = 'n';
+	values[5] = text_or_null(li_error_text(in), &nulls[5]);
 	values[6] = Int64GetDatum(in->lead_id);
 	nulls[6] = in->status == 201 ? ' ' : 'n';
 	values[7] = BoolGetDatum(in->created);
