@@ -14,23 +14,25 @@ COMMENT ON FUNCTION leadintake.process_inbox(integer) IS
 
 -- pg_cron 1.4 schedules by the minute: one job a minute keeps draining for most of it,
 -- committing each batch, so enqueued rows wait seconds, not a minute.
+-- No SET clause (it would forbid the COMMIT): every name inside is schema-qualified.
 CREATE PROCEDURE leadintake.drain_inbox(batch_size integer DEFAULT 1000,
                                         run_for interval DEFAULT '55 seconds',
                                         pause interval DEFAULT '2 seconds')
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
-    stop_at timestamptz := clock_timestamp() + run_for;
+    stop_at timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) run_for;
     done bigint;
 BEGIN
     LOOP
-        SELECT count(*) INTO done FROM leadintake.process_inbox(batch_size);
+        SELECT pg_catalog.count(*) INTO done FROM leadintake.process_inbox(batch_size);
         COMMIT;
-        EXIT WHEN clock_timestamp() >= stop_at;
-        IF done < batch_size THEN
-            PERFORM pg_sleep(least(extract(epoch FROM pause),
-                                   greatest(extract(epoch FROM stop_at - clock_timestamp()), 0)));
+        EXIT WHEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) stop_at;
+        IF done OPERATOR(pg_catalog.<) batch_size THEN
+            PERFORM pg_catalog.pg_sleep(least(
+                pg_catalog.date_part('epoch', pause),
+                pg_catalog.date_part('epoch', stop_at OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())));
         END IF;
-        EXIT WHEN clock_timestamp() >= stop_at;
+        EXIT WHEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) stop_at;
     END LOOP;
 END $$;
 

@@ -180,10 +180,17 @@ extern void li_log(Intake *in);
 extern char *li_error_text(Intake *in);
 
 /* result.c */
-extern Jsonb *li_lead_json(HeapTuple tuple, TupleDesc desc, int64 *id);
+/* The stored lead's agent, as the response names it. */
+typedef struct LeadAgent
+{
+	const char *username;
+	const char *name;
+} LeadAgent;
+
 extern void li_fail(Intake *in, int status, int sqlstate, char *error, List *details);
 extern void li_error_response(Intake *in, MemoryContext outer);
-extern Jsonb *li_success_response(Jsonb *lead, bool created);
+extern Jsonb *li_success_response(HeapTuple lead, TupleDesc desc, bool created, LeadAgent *agent,
+								  int64 *id);
 extern char *li_dashboard_query(JsonbContainer *lead);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
 extern const char *li_returning_list(void);

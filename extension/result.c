@@ -7,7 +7,11 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
 
 static void
 put_key(JsonbParseState **st, const char *key)
@@ -66,12 +70,19 @@ put_jsonb(JsonbParseState **st, const char *key, Jsonb *value)
 	pushJsonbValue(st, WJB_VALUE, &v);
 }
 
-/* A text column of the returned row, as a JSON string or null. */
+/*
+ * A column of the returned lead as the contract shows it: a JSON string in the field's
+ * fixed format (dates ISO whatever DateStyle says), or null. Strings are palloc'd: the
+ * parse state keeps pointers until the Jsonb is built.
+ */
 static void
-put_column(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, int col)
+put_column(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, int col,
+		   FieldKind kind)
 {
 	bool isnull;
 	Datum d = SPI_getbinval(tuple, desc, col, &isnull);
+	struct pg_tm tm;
+	fsec_t fsec;
 	text *t;
 
 	if (isnull)
@@ -79,13 +90,71 @@ put_column(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc des
 		put_string(st, key, NULL, 0);
 		return;
 	}
+	switch (kind)
+	{
+		case FK_DATE:
+			/* infinity has no calendar form; its own output is the right text */
+			if (DATE_NOT_FINITE(DatumGetDateADT(d)))
+			{
+				put_cstring(st, key, DatumGetCString(DirectFunctionCall1(date_out, d)));
+				return;
+			}
+			j2date(DatumGetDateADT(d) + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+			put_cstring(st, key, psprintf("%04d-%02d-%02d", tm.tm_year, tm.tm_mon, tm.tm_mday));
+			return;
+		case FK_DATETIME:
+			if (TIMESTAMP_NOT_FINITE(DatumGetTimestamp(d)) ||
+				timestamp2tm(DatumGetTimestamp(d), NULL, &tm, &fsec, NULL, NULL) != 0)
+			{
+				put_cstring(st, key, DatumGetCString(DirectFunctionCall1(timestamp_out, d)));
+				return;
+			}
+			put_cstring(st, key,
+						psprintf("%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year, tm.tm_mon, tm.tm_mday,
+								 tm.tm_hour, tm.tm_min, tm.tm_sec));
+			return;
+		case FK_INT:
+			put_cstring(st, key, psprintf(INT64_FORMAT, DatumGetInt64(d)));
+			return;
+		case FK_OFFSET:
+			put_cstring(st, key, DatumGetCString(DirectFunctionCall1(numeric_out, d)));
+			return;
+		case FK_IP:
+			d = DirectFunctionCall1(network_host, d);
+			break;
+		default:
+			break;
+	}
 	t = DatumGetTextPP(d);
 	put_string(st, key, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
-/* The "lead" object from a row of li_returning_list(). */
+/* created_at and updated_at: ISO 8601 in UTC with Z, whole seconds. */
+static void
+put_utc(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, int col)
+{
+	bool isnull;
+	Datum d = SPI_getbinval(tuple, desc, col, &isnull);
+	struct pg_tm tm;
+	fsec_t fsec;
+
+	if (isnull || TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(d)) ||
+		timestamp2tm(DatumGetTimestampTz(d), NULL, &tm, &fsec, NULL, NULL) != 0)
+	{
+		put_string(st, key, NULL, 0);
+		return;
+	}
+	put_cstring(st, key,
+				psprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year, tm.tm_mon, tm.tm_mday,
+						 tm.tm_hour, tm.tm_min, tm.tm_sec));
+}
+
+/*
+ * The success body, in one pass: {"success", "created", "message", "lead": {...}} where the
+ * lead is a row of li_returning_list().
+ */
 Jsonb *
-li_lead_json(HeapTuple tuple, TupleDesc desc, int64 *id)
+li_success_response(HeapTuple tuple, TupleDesc desc, bool created, LeadAgent *agent, int64 *id)
 {
 	JsonbParseState *st = NULL;
 	JsonbValue v;
@@ -93,35 +162,28 @@ li_lead_json(HeapTuple tuple, TupleDesc desc, int64 *id)
 	int col = 1;
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	put_bool(&st, "success", true);
+	put_bool(&st, "created", created);
+	put_cstring(&st, "message",
+				created ? "Lead created successfully" : "Lead updated successfully");
+	put_key(&st, "lead");
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	*id = DatumGetInt64(SPI_getbinval(tuple, desc, col++, &isnull));
 	put_key(&st, "id");
 	v.type = jbvNumeric;
 	v.val.numeric = int64_to_numeric(*id);
 	pushJsonbValue(&st, WJB_VALUE, &v);
-	put_column(&st, "status", tuple, desc, col++);
+	put_column(&st, "status", tuple, desc, col++, FK_TEXT);
 	for (int f = 0; f < LI_NFIELDS; f++)
 		if (li_fields[f].column)
-			put_column(&st, li_response_key(f), tuple, desc, col++);
-	put_column(&st, "phone_e164", tuple, desc, col++);
+			put_column(&st, li_response_key(f), tuple, desc, col++, li_fields[f].kind);
+	put_column(&st, "phone_e164", tuple, desc, col++, FK_TEXT);
 	put_jsonb(&st, "extra", DatumGetJsonbP(SPI_getbinval(tuple, desc, col++, &isnull)));
-	put_column(&st, "created_at", tuple, desc, col++);
-	put_column(&st, "updated_at", tuple, desc, col++);
-	put_column(&st, "assigned_agent_username", tuple, desc, col++);
-	put_column(&st, "assigned_agent_name", tuple, desc, col++);
-	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
-}
-
-Jsonb *
-li_success_response(Jsonb *lead, bool created)
-{
-	JsonbParseState *st = NULL;
-
-	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	put_bool(&st, "success", true);
-	put_bool(&st, "created", created);
-	put_cstring(&st, "message",
-				created ? "Lead created successfully" : "Lead updated successfully");
-	put_jsonb(&st, "lead", lead);
+	put_utc(&st, "created_at", tuple, desc, col++);
+	put_utc(&st, "updated_at", tuple, desc, col++);
+	put_cstring(&st, "assigned_agent_username", agent->username);
+	put_cstring(&st, "assigned_agent_name", agent->name);
+	pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }
 
