@@ -147,3 +147,14 @@ CREATE FUNCTION leadintake.phone_e164(phone text, phone_code text DEFAULT NULL) 
 
 REVOKE ALL ON ALL TABLES IN SCHEMA leadintake FROM PUBLIC;
 REVOKE ALL ON FUNCTION leadintake.http_intake(bytea, text, inet) FROM PUBLIC;
+
+-- pg_dump skips an extension's tables unless told: the data is the product.
+SELECT pg_catalog.pg_extension_config_dump('leadintake.agents', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.leads', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.phone_claims', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.intake_log', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.agents_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.leads_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.intake_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('leadintake.inbox_id_seq', '');

@@ -34,3 +34,6 @@ SELECT p.oid::regprocedure, p.prosecdef, p.provolatile
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'leadintake')
  ORDER BY 1::text;
+-- pg_dump keeps the data of every table (and the identity sequences' positions).
+SELECT unnest(extconfig)::regclass AS dumped FROM pg_extension WHERE extname = 'leadintake'
+ ORDER BY 1::text;

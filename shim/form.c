@@ -1,0 +1,277 @@
+/*
+ * form.c: application/x-www-form-urlencoded bodies and query strings (`+` is a space, %XX a
+ * byte) decoded into parameters, and those written as one JSON object of strings.
+ */
+#include "shim.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void
+params_init(Params *p)
+{
+	p->items = NULL;
+	p->count = 0;
+	p->cap = 0;
+}
+
+void
+params_free(Params *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->count; i++)
+	{
+		free(p->items[i].key);
+		free(p->items[i].value);
+	}
+	free(p->items);
+	params_init(p);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decodes len bytes of s into a new NUL-terminated string: `+` becomes a space, %XX its
+ * byte (%00 included: the JSON then carries \u0000); a `%` not followed by two hex digits
+ * stays as it is.
+ */
+static char *
+decode(const char *s, size_t len, size_t *outlen)
+{
+	char *out = malloc(len + 1);
+	size_t i;
+	size_t n = 0;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == '+')
+			out[n++] = ' ';
+		else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0)
+		{
+			out[n++] = (char) (hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		}
+		else
+			out[n++] = s[i];
+	}
+	out[n] = '\0';
+	*outlen = n;
+	return out;
+}
+
+bool
+form_parse(Params *p, const char *text, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len)
+	{
+		const char *seg = text + pos;
+		const char *amp = memchr(seg, '&', len - pos);
+		size_t seglen = amp ? (size_t) (amp - seg) : len - pos;
+		const char *eq;
+		size_t klen;
+		Param param;
+
+		pos += seglen + 1;
+		if (seglen == 0)
+			continue; /* "a=1&&b=2": an empty piece carries nothing */
+		eq = memchr(seg, '=', seglen);
+		klen = eq ? (size_t) (eq - seg) : seglen;
+		param.key = decode(seg, klen, &param.key_len);
+		if (eq)
+			param.value = decode(eq + 1, seglen - klen - 1, &param.value_len);
+		else
+			param.value = decode("", 0, &param.value_len);
+		if (param.key == NULL || param.value == NULL)
+		{
+			free(param.key);
+			free(param.value);
+			return false;
+		}
+		if (p->count == p->cap)
+		{
+			size_t cap = p->cap ? p->cap * 2 : 16;
+			Param *items = realloc(p->items, cap * sizeof(Param));
+
+			if (items == NULL)
+			{
+				free(param.key);
+				free(param.value);
+				return false;
+			}
+			p->items = items;
+			p->cap = cap;
+		}
+		p->items[p->count++] = param;
+	}
+	return true;
+}
+
+bool
+params_concat(Params *dst, Params *src)
+{
+	size_t need = dst->count + src->count;
+
+	if (need > dst->cap)
+	{
+		Param *items = realloc(dst->items, need * sizeof(Param));
+
+		if (items == NULL)
+			return false;
+		dst->items = items;
+		dst->cap = need;
+	}
+	if (src->count > 0)
+		memcpy(dst->items + dst->count, src->items, src->count * sizeof(Param));
+	dst->count = need;
+	free(src->items);
+	params_init(src);
+	return true;
+}
+
+bool
+param_key_is(const Param *param, const char *name, bool ignore_case)
+{
+	size_t n = strlen(name);
+
+	if (param->key_len != n)
+		return false;
+	return ignore_case ? strncasecmp(param->key, name, n) == 0 : memcmp(param->key, name, n) == 0;
+}
+
+size_t
+params_lookup(const Params *p, const char *name, const Param **first)
+{
+	size_t i;
+	size_t n = 0;
+
+	if (first)
+		*first = NULL;
+	for (i = 0; i < p->count; i++)
+	{
+		if (param_key_is(&p->items[i], name, false))
+		{
+			if (n == 0 && first)
+				*first = &p->items[i];
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Sorting helpers: parameters grouped by key, in the order the keys first appear. */
+typedef struct Slot
+{
+	const Param *param;
+	size_t pos;   /* position in the request */
+	size_t group; /* position of the key's first appearance */
+} Slot;
+
+static int
+cmp_key_pos(const void *a, const void *b)
+{
+	const Slot *x = a;
+	const Slot *y = b;
+	size_t n = x->param->key_len < y->param->key_len ? x->param->key_len : y->param->key_len;
+	int c = memcmp(x->param->key, y->param->key, n);
+
+	if (c != 0)
+		return c;
+	if (x->param->key_len != y->param->key_len)
+		return x->param->key_len < y->param->key_len ? -1 : 1;
+	return x->pos < y->pos ? -1 : (x->pos > y->pos);
+}
+
+static int
+cmp_group_pos(const void *a, const void *b)
+{
+	const Slot *x = a;
+	const Slot *y = b;
+
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return x->pos < y->pos ? -1 : (x->pos > y->pos);
+}
+
+static bool
+same_key(const Param *a, const Param *b)
+{
+	return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+void
+form_to_json(const Params *p, Buf *out)
+{
+	Slot *slots;
+	size_t n = 0;
+	size_t i;
+
+	slots = malloc((p->count ? p->count : 1) * sizeof(Slot));
+	if (slots == NULL)
+	{
+		out->oom = true;
+		return;
+	}
+	for (i = 0; i < p->count; i++)
+	{
+		/* the shim's own credential never goes further */
+		if (param_key_is(&p->items[i], "api_key", true))
+			continue;
+		slots[n].param = &p->items[i];
+		slots[n].pos = i;
+		n++;
+	}
+	/* O(n log n): a body of thousands of parameters costs no quadratic time */
+	qsort(slots, n, sizeof(Slot), cmp_key_pos);
+	for (i = 0; i < n; i++)
+		slots[i].group = (i > 0 && same_key(slots[i - 1].param, slots[i].param))
+							 ? slots[i - 1].group
+							 : slots[i].pos;
+	qsort(slots, n, sizeof(Slot), cmp_group_pos);
+
+	buf_append(out, "{", 1);
+	for (i = 0; i < n;)
+	{
+		size_t j = i + 1;
+
+		while (j < n && slots[j].group == slots[i].group)
+			j++;
+		if (i > 0)
+			buf_append(out, ",", 1);
+		buf_json_string(out, slots[i].param->key, slots[i].param->key_len);
+		buf_append(out, ":", 1);
+		if (j - i == 1)
+			buf_json_string(out, slots[i].param->value, slots[i].param->value_len);
+		else
+		{
+			size_t k;
+
+			buf_append(out, "[", 1);
+			for (k = i; k < j; k++)
+			{
+				if (k > i)
+					buf_append(out, ",", 1);
+				buf_json_string(out, slots[k].param->value, slots[k].param->value_len);
+			}
+			buf_append(out, "]", 1);
+		}
+		i = j;
+	}
+	buf_append(out, "}", 1);
+	free(slots);
+}

@@ -1,0 +1,677 @@
+/*
+ * http.c: the HTTP side on libmicrohttpd: routes, methods (405), 404, 403, 401, 415, 413, 429
+ * and the answers; an intake request becomes exactly one call of leadintake.http_intake.
+ */
+#include "shim.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define INTAKE_PATH "/api/leads/from-dialer"
+#define KEY_HEADER  "X-Dialer-Api-Key"
+
+/*
+ * A chunked body (no Content-Length) over --max-body is read to its end and dropped, so
+ * that the client gets its 413; past this many more bytes the connection is just closed.
+ */
+#define DISCARD_LIMIT (1024 * 1024)
+
+typedef enum Route
+{
+	ROUTE_NONE,
+	ROUTE_INTAKE,
+	ROUTE_HEALTH,
+	ROUTE_METRICS
+} Route;
+
+typedef enum BodyKind
+{
+	BODY_NONE, /* GET: the payload is the query string */
+	BODY_JSON, /* application/json, or no Content-Type */
+	BODY_FORM, /* application/x-www-form-urlencoded */
+	BODY_BAD   /* anything else: 415 */
+} BodyKind;
+
+typedef struct Request
+{
+	double start;
+	char client[64];
+	char *query; /* raw query string (after '?'), NULL if none */
+	char method[16];
+	char *path;   /* decoded path, for the log */
+	bool started; /* the first call of the handler happened */
+	Route route;
+	int status; /* the status sent; 0 none yet */
+	bool authed;
+	bool key_in_form; /* the key is to be read from the form body */
+	char key_name[KEY_NAME_MAX];
+	BodyKind kind;
+	bool has_content_type;
+	Params query_params;
+	Buf body;
+	size_t received;
+	bool too_big;
+	/* the database call, made by a worker while the connection is suspended */
+	struct MHD_Connection *con;
+	Buf payload;   /* what goes to the database as $1 */
+	bool redirect; /* redirect=1 was in the query or form */
+	bool submitted;
+	WorkJob job;
+	atomic_bool done;
+	DbOutcome outcome;
+	IntakeResult result;
+} Request;
+
+static atomic_bool draining;
+
+/* ---------------------------------------------------------------- answers */
+
+static enum MHD_Result
+respond(struct MHD_Connection *con, Request *req, int status, const char *body, size_t len,
+		const char *content_type, const char *h1, const char *v1, const char *h2, const char *v2)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (h1)
+		MHD_add_response_header(resp, h1, v1);
+	if (h2)
+		MHD_add_response_header(resp, h2, v2);
+	if (atomic_load(&draining))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(con, (unsigned) status, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		req->status = status;
+	return ret;
+}
+
+static enum MHD_Result
+respond_json(struct MHD_Connection *con, Request *req, int status, const char *json, const char *h1,
+			 const char *v1)
+{
+	return respond(con, req, status, json, strlen(json), "application/json", h1, v1, NULL, NULL);
+}
+
+/* {"error": "<message>"} with an optional extra header. */
+static enum MHD_Result
+respond_error(struct MHD_Connection *con, Request *req, int status, const char *message,
+			  const char *h1, const char *v1)
+{
+	Buf b;
+	enum MHD_Result ret;
+
+	buf_init(&b);
+	buf_puts(&b, "{\"error\": ");
+	buf_json_string(&b, message, strlen(message));
+	buf_puts(&b, "}");
+	if (b.oom)
+		ret = MHD_NO;
+	else
+		ret = respond_json(con, req, status, b.data, h1, v1);
+	buf_free(&b);
+	return ret;
+}
+
+static enum MHD_Result
+respond_unavailable(struct MHD_Connection *con, Request *req)
+{
+	return respond_error(con, req, 503, "Service temporarily unavailable; retry later",
+						 MHD_HTTP_HEADER_RETRY_AFTER, "1");
+}
+
+static enum MHD_Result
+respond_internal(struct MHD_Connection *con, Request *req)
+{
+	return respond_error(con, req, 500, "Internal server error", NULL, NULL);
+}
+
+/* ---------------------------------------------------------------- request checks */
+
+static Route
+route_of(const char *url)
+{
+	size_t len = strlen(url);
+
+	/* with or without one trailing slash, and no redirect */
+	if (len > 1 && url[len - 1] == '/')
+		len--;
+	if (len == strlen(INTAKE_PATH) && strncmp(url, INTAKE_PATH, len) == 0)
+		return ROUTE_INTAKE;
+	if (len == 8 && strncmp(url, "/healthz", 8) == 0)
+		return ROUTE_HEALTH;
+	if (len == 8 && strncmp(url, "/metrics", 8) == 0)
+		return ROUTE_METRICS;
+	return ROUTE_NONE;
+}
+
+/* The media type of a Content-Type header, parameters (charset=...) ignored. */
+static BodyKind
+content_kind(const char *ct)
+{
+	size_t len;
+
+	if (ct == NULL)
+		return BODY_JSON;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	len = strcspn(ct, ";");
+	while (len > 0 && (ct[len - 1] == ' ' || ct[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return BODY_JSON;
+	if (len == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return BODY_JSON;
+	if (len == 33 && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
+		return BODY_FORM;
+	return BODY_BAD;
+}
+
+/* Checks the api_key parameter(s) of params: exactly one, and a known key. */
+static bool
+param_key_ok(Request *req, const Params *params)
+{
+	const Param *p;
+
+	if (params_lookup(params, "api_key", &p) != 1)
+		return false;
+	return keys_match(p->value, p->value_len, req->key_name, sizeof(req->key_name));
+}
+
+/* redirect=1 anywhere in the parameters. */
+static bool
+wants_redirect(const Params *params)
+{
+	size_t i;
+
+	for (i = 0; i < params->count; i++)
+		if (param_key_is(&params->items[i], "redirect", false) && params->items[i].value_len == 1 &&
+			params->items[i].value[0] == '1')
+			return true;
+	return false;
+}
+
+/* A query parameter other than api_key and redirect (not allowed with a JSON body). */
+static bool
+has_payload_params(const Params *params)
+{
+	size_t i;
+
+	for (i = 0; i < params->count; i++)
+		if (!param_key_is(&params->items[i], "api_key", true) &&
+			!param_key_is(&params->items[i], "redirect", false))
+			return true;
+	return false;
+}
+
+/* ---------------------------------------------------------------- endpoints */
+
+static enum MHD_Result
+answer_health(struct MHD_Connection *con, Request *req)
+{
+	if (req->outcome == DB_OK)
+		return respond_json(con, req, 200, "{\"status\": \"ok\", \"database\": \"up\"}", NULL,
+							NULL);
+	return respond_json(con, req, 503, "{\"status\": \"unavailable\", \"database\": \"down\"}",
+						MHD_HTTP_HEADER_RETRY_AFTER, "1");
+}
+
+static enum MHD_Result
+answer_metrics(struct MHD_Connection *con, Request *req)
+{
+	Buf b;
+	enum MHD_Result ret;
+
+	buf_init(&b);
+	metrics_render(&b);
+	if (b.oom)
+		ret = respond_internal(con, req);
+	else
+		ret = respond(con, req, 200, b.data, b.len, "text/plain; version=0.0.4; charset=utf-8",
+					  NULL, NULL, NULL, NULL);
+	buf_free(&b);
+	return ret;
+}
+
+/* The first call: everything that the headers alone decide. */
+static enum MHD_Result
+first_call(struct MHD_Connection *con, Request *req, const char *url, const char *method)
+{
+	const union MHD_ConnectionInfo *ci;
+	Route route;
+	const char *key;
+	const char *cl;
+
+	snprintf(req->method, sizeof(req->method), "%s", method);
+	req->path = strdup(url);
+	if (req->path == NULL)
+		return MHD_NO;
+
+	/* the TCP peer only: X-Forwarded-For and the like are never read */
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!acl_allows(ci ? ci->client_addr : NULL))
+		return respond_error(con, req, 403, "Client address not allowed", NULL, NULL);
+
+	route = route_of(url);
+	if (route == ROUTE_NONE)
+		return respond_error(con, req, 404, "Not found", NULL, NULL);
+	if (route == ROUTE_HEALTH || route == ROUTE_METRICS)
+	{
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+			return respond_error(con, req, 405, "Method not allowed", MHD_HTTP_HEADER_ALLOW,
+								 "GET, HEAD");
+		/* answered at the last call: an early answer would close a keep-alive connection */
+		req->route = route;
+		req->kind = BODY_NONE;
+		return MHD_YES;
+	}
+	req->route = ROUTE_INTAKE;
+
+	/* the intake endpoint */
+	if (strcmp(method, "POST") == 0)
+	{
+		const char *ct =
+			MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+
+		req->has_content_type = ct != NULL;
+		req->kind = content_kind(ct);
+	}
+	else if (strcmp(method, "GET") == 0)
+		req->kind = BODY_NONE;
+	else
+		return respond_error(con, req, 405, "Method not allowed", MHD_HTTP_HEADER_ALLOW,
+							 "GET, POST");
+
+	if (req->query && !form_parse(&req->query_params, req->query, strlen(req->query)))
+		return respond_internal(con, req);
+
+	/* the key: the header; else, with --allow-query-key, api_key in the query or form */
+	key = MHD_lookup_connection_value(con, MHD_HEADER_KIND, KEY_HEADER);
+	if (key != NULL)
+		req->authed = keys_match(key, strlen(key), req->key_name, sizeof(req->key_name));
+	else if (shim_config.allow_query_key)
+	{
+		if (params_lookup(&req->query_params, "api_key", NULL) > 0)
+			req->authed = param_key_ok(req, &req->query_params);
+		else if (req->kind == BODY_FORM)
+			req->key_in_form = true; /* decided when the body is in */
+	}
+	if (!req->authed && !req->key_in_form)
+		return respond_error(con, req, 401, "Missing or invalid API key", NULL, NULL);
+
+	if (req->kind == BODY_BAD)
+		return respond_error(con, req, 415,
+							 "Unsupported Content-Type: send application/json or "
+							 "application/x-www-form-urlencoded",
+							 NULL, NULL);
+
+	cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL)
+	{
+		char *end;
+		unsigned long long n = strtoull(cl, &end, 10);
+
+		if (n > shim_config.max_body)
+			return respond_error(con, req, 413, "Request body too large", NULL, NULL);
+	}
+	return MHD_YES;
+}
+
+/* A piece of the body: kept while under --max-body. */
+static enum MHD_Result
+take_body(Request *req, const char *data, size_t len)
+{
+	req->received += len;
+	if (req->too_big)
+	{
+		if (req->received - shim_config.max_body <= DISCARD_LIMIT)
+			return MHD_YES;
+		log_msg("closing a connection: its chunked body went past --max-body by over %d "
+				"bytes",
+				DISCARD_LIMIT);
+		return MHD_NO;
+	}
+	if (req->received > shim_config.max_body)
+	{
+		req->too_big = true;
+		buf_free(&req->body);
+		return MHD_YES;
+	}
+	if (req->kind != BODY_NONE)
+		buf_append(&req->body, data, len);
+	return MHD_YES;
+}
+
+/* The 303 of the browser flow: --dashboard-url, then ? or &, then the extension's query. */
+static enum MHD_Result
+respond_redirect(struct MHD_Connection *con, Request *req, const IntakeResult *res)
+{
+	const char *url = shim_config.dashboard_url;
+	size_t ulen = strlen(url);
+	Buf loc;
+	enum MHD_Result ret;
+
+	buf_init(&loc);
+	buf_puts(&loc, url);
+	if (strchr(url, '?') == NULL)
+		buf_puts(&loc, "?");
+	else if (ulen > 0 && url[ulen - 1] != '?' && url[ulen - 1] != '&')
+		buf_puts(&loc, "&");
+	buf_puts(&loc, res->dashboard_query);
+	if (loc.oom)
+		ret = respond_internal(con, req);
+	else
+		ret = respond(con, req, 303, res->response, strlen(res->response), "application/json",
+					  MHD_HTTP_HEADER_LOCATION, loc.data, NULL, NULL);
+	buf_free(&loc);
+	return ret;
+}
+
+/* In a worker thread: the one database call, then the connection goes on. */
+static void
+run_job(void *arg, bool expired)
+{
+	Request *req = arg;
+
+	if (expired)
+		req->outcome = DB_UNAVAILABLE;
+	else if (req->route == ROUTE_HEALTH)
+		req->outcome = pool_ping();
+	else
+		req->outcome = pool_intake(req->payload.data ? req->payload.data : "", req->payload.len,
+								   req->key_name, req->client, &req->result);
+	atomic_store(&req->done, true);
+	MHD_resume_connection(req->con);
+}
+
+/* Suspends the connection and hands the call to a worker; the answer comes on resume. */
+static enum MHD_Result
+submit(struct MHD_Connection *con, Request *req)
+{
+	req->con = con;
+	req->submitted = true;
+	MHD_suspend_connection(con); /* before the worker can resume it */
+	work_submit(&req->job, run_job, req);
+	return MHD_YES;
+}
+
+/* After the worker: the extension's status and body, or 303, 503, 500. */
+static enum MHD_Result
+answer_intake(struct MHD_Connection *con, Request *req)
+{
+	IntakeResult *res = &req->result;
+
+	if (req->outcome == DB_UNAVAILABLE)
+		return respond_unavailable(con, req);
+	if (req->outcome == DB_ERROR)
+		return respond_internal(con, req);
+	if (res->status < 200 || res->status > 599)
+	{
+		log_msg("leadintake.http_intake returned status %d", res->status);
+		return respond_internal(con, req);
+	}
+	if (res->status == 201 && req->redirect && shim_config.dashboard_url &&
+		res->dashboard_query != NULL)
+		return respond_redirect(con, req, res);
+	return respond_json(con, req, res->status, res->response, NULL, NULL);
+}
+
+/* The last call: the whole body is in. */
+static enum MHD_Result
+finish_intake(struct MHD_Connection *con, Request *req)
+{
+	Params form;
+	bool redirect;
+	unsigned retry_after;
+	enum MHD_Result ret;
+	char ra[16];
+
+	if (req->too_big)
+		return respond_error(con, req, 413, "Request body too large", NULL, NULL);
+	if (req->body.oom)
+		return respond_internal(con, req);
+
+	params_init(&form);
+	if (req->kind == BODY_FORM && req->body.len > 0 &&
+		!form_parse(&form, req->body.data, req->body.len))
+	{
+		ret = respond_internal(con, req);
+		goto done;
+	}
+	if (req->key_in_form)
+		req->authed = param_key_ok(req, &form);
+	if (!req->authed)
+	{
+		ret = respond_error(con, req, 401, "Missing or invalid API key", NULL, NULL);
+		goto done;
+	}
+	if (!ratelimit_take(req->key_name, &retry_after))
+	{
+		snprintf(ra, sizeof(ra), "%u", retry_after);
+		ret = respond_error(con, req, 429, "Rate limit exceeded; retry later",
+							MHD_HTTP_HEADER_RETRY_AFTER, ra);
+		goto done;
+	}
+
+	redirect = wants_redirect(&req->query_params) || wants_redirect(&form);
+	if (req->kind == BODY_JSON && !(req->body.len == 0 && !req->has_content_type))
+	{
+		/* a JSON body goes byte for byte; fields belong in it, not in the URL */
+		if (has_payload_params(&req->query_params))
+		{
+			ret = respond_error(con, req, 400,
+								"Query parameters other than api_key and redirect are not "
+								"accepted with a JSON body: send every field in the body",
+								NULL, NULL);
+			goto done;
+		}
+		req->payload = req->body; /* the bytes as they came */
+		buf_init(&req->body);
+	}
+	else
+	{
+		/* GET, a form body, or a POST with no body at all: the parameters as JSON */
+		if (!params_concat(&req->query_params, &form))
+		{
+			ret = respond_internal(con, req);
+			goto done;
+		}
+		form_to_json(&req->query_params, &req->payload);
+		if (req->payload.oom)
+		{
+			ret = respond_internal(con, req);
+			goto done;
+		}
+	}
+	req->redirect = redirect;
+	ret = submit(con, req);
+
+done:
+	params_free(&form);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- MHD callbacks */
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *con, const char *url, const char *method,
+	   const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+{
+	Request *req = *req_cls;
+
+	(void) cls;
+	(void) version;
+	if (req == NULL)
+		return MHD_NO; /* out of memory when the request began */
+	if (!req->started)
+	{
+		req->started = true;
+		return first_call(con, req, url, method);
+	}
+	if (*upload_data_size > 0)
+	{
+		enum MHD_Result ret = take_body(req, upload_data, *upload_data_size);
+
+		*upload_data_size = 0;
+		return ret;
+	}
+	if (req->submitted)
+	{
+		/* resumed: the worker is done */
+		if (!atomic_load(&req->done))
+			return MHD_YES;
+		return req->route == ROUTE_HEALTH ? answer_health(con, req) : answer_intake(con, req);
+	}
+	if (req->route == ROUTE_HEALTH)
+		return submit(con, req);
+	if (req->route == ROUTE_METRICS)
+		return answer_metrics(con, req);
+	return finish_intake(con, req);
+}
+
+/* Called with the raw request line's URI, before anything else: the request begins. */
+static void *
+request_begins(void *cls, const char *uri, struct MHD_Connection *con)
+{
+	Request *req = calloc(1, sizeof(Request));
+	const union MHD_ConnectionInfo *ci;
+	const char *q;
+
+	(void) cls;
+	if (req == NULL)
+		return NULL;
+	req->start = now_monotonic();
+	params_init(&req->query_params);
+	buf_init(&req->body);
+	buf_init(&req->payload);
+	atomic_init(&req->done, false);
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci)
+		sockaddr_text(ci->client_addr, req->client, sizeof(req->client));
+	q = strchr(uri, '?');
+	if (q)
+	{
+		size_t len = strcspn(q + 1, "#");
+
+		req->query = strndup(q + 1, len);
+		if (req->query == NULL)
+		{
+			free(req);
+			return NULL;
+		}
+	}
+	metrics_inflight_add(1);
+	return req;
+}
+
+static void
+request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	Request *req = *req_cls;
+	RequestLog log;
+	double seconds;
+
+	(void) cls;
+	(void) con;
+	(void) toe;
+	if (req == NULL)
+		return;
+	*req_cls = NULL;
+	seconds = now_monotonic() - req->start;
+	metrics_request(req->status, seconds);
+	log.method = req->method[0] ? req->method : NULL;
+	log.path = req->path;
+	log.status = req->status;
+	log.duration_ms = seconds * 1000.0;
+	log.key_name = req->key_name[0] ? req->key_name : NULL;
+	log.client_addr = req->client;
+	log_request(&log);
+	/* the query string may hold api_key: wipe it */
+	if (req->query)
+		memset(req->query, 0, strlen(req->query));
+	free(req->query);
+	free(req->path);
+	params_free(&req->query_params);
+	buf_free(&req->body);
+	buf_free(&req->payload);
+	free(req->result.response);
+	free(req->result.dashboard_query);
+	free(req);
+	metrics_inflight_add(-1);
+}
+
+/* ---------------------------------------------------------------- the daemon */
+
+/* libmicrohttpd's own messages go to stderr like the shim's. */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	(void) cls;
+	log_vmsg(fmt, ap);
+}
+
+struct MHD_Daemon *
+http_start(void)
+{
+	const ShimConfig *c = &shim_config;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+						 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	uint16_t port;
+	struct MHD_OptionItem tls[3] = {
+		{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+
+	if (c->listen_addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (c->tls_cert_pem)
+	{
+		flags |= MHD_USE_TLS;
+		tls[0].option = MHD_OPTION_HTTPS_MEM_CERT;
+		tls[0].ptr_value = c->tls_cert_pem;
+		tls[1].option = MHD_OPTION_HTTPS_MEM_KEY;
+		tls[1].ptr_value = c->tls_key_pem;
+	}
+	/* the port is in the address; given here too, for libmicrohttpd's messages */
+	port = c->listen_addr.ss_family == AF_INET6
+			   ? ntohs(((const struct sockaddr_in6 *) &c->listen_addr)->sin6_port)
+			   : ntohs(((const struct sockaddr_in *) &c->listen_addr)->sin_port);
+	return MHD_start_daemon(
+		flags, port, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *) &c->listen_addr,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) c->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int) c->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned int) c->max_connections,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024), MHD_OPTION_URI_LOG_CALLBACK,
+		request_begins, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_ends, NULL, MHD_OPTION_ARRAY,
+		tls, MHD_OPTION_END);
+}
+
+void
+http_quiesce(struct MHD_Daemon *d)
+{
+	MHD_socket fd;
+
+	atomic_store(&draining, true);
+	fd = MHD_quiesce_daemon(d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+unsigned
+http_bound_port(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+
+	return info ? info->port : 0;
+}

@@ -1,0 +1,134 @@
+/*
+ * metrics.c: the counters behind GET /metrics, in Prometheus text format: requests by
+ * status, a latency histogram, requests in flight, the database pool's state and the keys.
+ */
+#include "shim.h"
+
+#include <stdatomic.h>
+
+#define NSTATUS 600
+
+static const double bucket_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBUCKETS (sizeof(bucket_bounds) / sizeof(bucket_bounds[0]))
+
+static atomic_ulong by_status[NSTATUS];
+static atomic_ulong buckets[NBUCKETS]; /* not cumulative here: summed when rendered */
+static atomic_ulong count;
+static atomic_ullong sum_us;
+static atomic_long inflight;
+
+void
+metrics_request(int status, double seconds)
+{
+	size_t i;
+
+	if (status < 0 || status >= NSTATUS)
+		status = 0; /* 0: no response was sent (the client went away) */
+	atomic_fetch_add(&by_status[status], 1);
+	for (i = 0; i < NBUCKETS; i++)
+		if (seconds <= bucket_bounds[i])
+		{
+			atomic_fetch_add(&buckets[i], 1);
+			break;
+		}
+	atomic_fetch_add(&count, 1);
+	atomic_fetch_add(&sum_us, (unsigned long long) (seconds * 1e6));
+}
+
+void
+metrics_inflight_add(int delta)
+{
+	atomic_fetch_add(&inflight, delta);
+}
+
+long
+metrics_inflight(void)
+{
+	return atomic_load(&inflight);
+}
+
+void
+metrics_render(Buf *out)
+{
+	PoolStats ps;
+	unsigned long cumulative = 0;
+	int s;
+	size_t i;
+
+	buf_puts(out, "# HELP leadintake_http_requests_total HTTP requests answered, by status code "
+				  "(0: the client left before the answer).\n"
+				  "# TYPE leadintake_http_requests_total counter\n");
+	for (s = 0; s < NSTATUS; s++)
+	{
+		unsigned long n = atomic_load(&by_status[s]);
+
+		if (n > 0)
+			buf_printf(out, "leadintake_http_requests_total{code=\"%d\"} %lu\n", s, n);
+	}
+
+	buf_puts(out, "# HELP leadintake_http_request_duration_seconds Time from the request line "
+				  "to the end of the answer.\n"
+				  "# TYPE leadintake_http_request_duration_seconds histogram\n");
+	for (i = 0; i < NBUCKETS; i++)
+	{
+		cumulative += atomic_load(&buckets[i]);
+		buf_printf(out, "leadintake_http_request_duration_seconds_bucket{le=\"%g\"} %lu\n",
+				   bucket_bounds[i], cumulative);
+	}
+	buf_printf(out, "leadintake_http_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n",
+			   atomic_load(&count));
+	buf_printf(out, "leadintake_http_request_duration_seconds_sum %.6f\n",
+			   (double) atomic_load(&sum_us) / 1e6);
+	buf_printf(out, "leadintake_http_request_duration_seconds_count %lu\n", atomic_load(&count));
+
+	buf_printf(out,
+			   "# HELP leadintake_http_requests_in_flight Requests received and not yet "
+			   "answered.\n"
+			   "# TYPE leadintake_http_requests_in_flight gauge\n"
+			   "leadintake_http_requests_in_flight %ld\n",
+			   atomic_load(&inflight));
+
+	pool_stats(&ps);
+	buf_printf(out,
+			   "# HELP leadintake_db_pool_size Database connections the pool may hold.\n"
+			   "# TYPE leadintake_db_pool_size gauge\n"
+			   "leadintake_db_pool_size %u\n"
+			   "# HELP leadintake_db_pool_connections Database connections by state.\n"
+			   "# TYPE leadintake_db_pool_connections gauge\n"
+			   "leadintake_db_pool_connections{state=\"busy\"} %u\n"
+			   "leadintake_db_pool_connections{state=\"idle\"} %u\n"
+			   "# HELP leadintake_db_pool_waiting Requests waiting for a database "
+			   "connection.\n"
+			   "# TYPE leadintake_db_pool_waiting gauge\n"
+			   "leadintake_db_pool_waiting %u\n"
+			   "# HELP leadintake_db_queue Requests queued for a worker thread.\n"
+			   "# TYPE leadintake_db_queue gauge\n"
+			   "leadintake_db_queue %u\n"
+			   "# HELP leadintake_db_up 1 when the last attempt reached the database.\n"
+			   "# TYPE leadintake_db_up gauge\n"
+			   "leadintake_db_up %d\n"
+			   "# HELP leadintake_db_connects_total Database connections established.\n"
+			   "# TYPE leadintake_db_connects_total counter\n"
+			   "leadintake_db_connects_total %llu\n"
+			   "# HELP leadintake_db_connect_failures_total Failed attempts to connect "
+			   "(or to prepare the statement).\n"
+			   "# TYPE leadintake_db_connect_failures_total counter\n"
+			   "leadintake_db_connect_failures_total %llu\n"
+			   "# HELP leadintake_db_unavailable_total Calls answered 503 because the "
+			   "database could not serve.\n"
+			   "# TYPE leadintake_db_unavailable_total counter\n"
+			   "leadintake_db_unavailable_total %llu\n"
+			   "# HELP leadintake_db_errors_total Calls that failed with an unexpected "
+			   "database error (answered 500).\n"
+			   "# TYPE leadintake_db_errors_total counter\n"
+			   "leadintake_db_errors_total %llu\n",
+			   ps.size, ps.busy, ps.idle, ps.waiting, work_queued(), ps.up ? 1 : 0,
+			   (unsigned long long) ps.connects, (unsigned long long) ps.connect_failures,
+			   (unsigned long long) ps.unavailable, (unsigned long long) ps.errors);
+
+	buf_printf(out,
+			   "# HELP leadintake_api_keys Keys loaded from the API key file.\n"
+			   "# TYPE leadintake_api_keys gauge\n"
+			   "leadintake_api_keys %d\n",
+			   keys_count());
+}

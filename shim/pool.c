@@ -1,0 +1,555 @@
+/*
+ * pool.c: the bounded pool of libpq connections, each with the intake statement prepared;
+ * bounded waits everywhere, 503 while the database is away, reconnection by itself.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STMT_NAME "leadintake_http_intake"
+#define STMT_SQL                                                                                   \
+	"SELECT status, response, dashboard_query "                                                    \
+	"FROM leadintake.http_intake($1::bytea, $2, $3::inet)"
+
+/* OIDs of the parameter types: bytea, text, inet */
+#define BYTEAOID 17
+#define TEXTOID  25
+#define INETOID  869
+
+/* The client's own bound on a call: statement_timeout plus this grace, in seconds. */
+#define QUERY_GRACE 2.0
+
+typedef struct Slot
+{
+	PGconn *conn;     /* NULL: not connected; only the holder touches it */
+	atomic_bool open; /* conn != NULL, for pool_stats */
+	bool busy;        /* held by a request; under pool_lock */
+} Slot;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cond;
+static Slot *slots;
+static unsigned nslots;
+static unsigned nwaiting;
+static int db_state = -1; /* -1 unknown, 0 down, 1 up; under pool_lock */
+static bool probing;      /* while down, one request tries to connect; under pool_lock */
+
+static atomic_ullong n_connects;
+static atomic_ullong n_connect_failures;
+static atomic_ullong n_unavailable;
+static atomic_ullong n_errors;
+
+/* Records whether the database answered; says so on stderr when that changes. */
+static void
+set_db_state(bool up, const char *why)
+{
+	int old;
+
+	pthread_mutex_lock(&pool_lock);
+	old = db_state;
+	db_state = up ? 1 : 0;
+	pthread_mutex_unlock(&pool_lock);
+	if (up && old != 1)
+		log_msg(old == -1 ? "connected to the database" : "the database answers again");
+	else if (!up && old != 0)
+		log_msg("the database is unavailable (answering 503 until it is back): %s",
+				why ? why : "unknown error");
+}
+
+/* The first line of a libpq message, for the operator's log. */
+static void
+first_line(const char *msg, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (msg == NULL)
+		msg = "";
+	while (msg[n] && msg[n] != '\n' && n + 1 < outlen)
+		n++;
+	memcpy(out, msg, n);
+	out[n] = '\0';
+}
+
+/*
+ * Waits for the outcome of the command sent on conn until deadline (monotonic). Returns
+ * the first error result, else the last result; NULL when the connection was lost or the
+ * deadline passed (the connection must then be dropped).
+ */
+static PGresult *
+await_result(PGconn *conn, double deadline)
+{
+	PGresult *kept = NULL;
+	PGresult *r;
+	int fd = PQsocket(conn);
+
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			struct pollfd pfd;
+			double left = deadline - now_monotonic();
+			int rc;
+
+			if (left <= 0)
+				goto lost;
+			pfd.fd = fd;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			rc = poll(&pfd, 1, (int) (left * 1000) + 1);
+			if (rc < 0 && errno != EINTR)
+				goto lost;
+			if (rc > 0 && !PQconsumeInput(conn))
+				goto lost;
+		}
+		r = PQgetResult(conn);
+		if (r == NULL)
+			break;
+		if (kept == NULL ||
+			(PQresultStatus(kept) != PGRES_FATAL_ERROR && PQresultStatus(r) == PGRES_FATAL_ERROR))
+		{
+			PQclear(kept);
+			kept = r;
+		}
+		else
+			PQclear(r);
+		if (PQstatus(conn) == CONNECTION_BAD)
+			break;
+	}
+	return kept;
+
+lost:
+	PQclear(kept);
+	return NULL;
+}
+
+/*
+ * Sends nothing: checks whether an idle connection was closed by the server meanwhile (a
+ * restart sends a FATAL notice, then EOF; the two may need a read each).
+ */
+static bool
+idle_conn_alive(PGconn *conn)
+{
+	struct pollfd pfd;
+	PGnotify *n;
+	int reads;
+
+	for (reads = 0; reads < 8; reads++)
+	{
+		if (PQstatus(conn) != CONNECTION_OK)
+			return false;
+		pfd.fd = PQsocket(conn);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 0) <= 0)
+			return true; /* nothing came: as good as we can tell */
+		if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK || PQisBusy(conn))
+			return false;
+		while ((n = PQnotifies(conn)) != NULL)
+			PQfreemem(n);
+	}
+	return false; /* still talking while idle: do not trust it */
+}
+
+/* Runs one setup command on a new connection; false with the error in err. */
+static bool
+setup_command(PGconn *conn, bool prepare, const char *sql, char *err, size_t errlen)
+{
+	static const unsigned int types[3] = {BYTEAOID, TEXTOID, INETOID};
+	PGresult *r;
+	bool ok;
+	int sent;
+
+	if (prepare)
+		sent = PQsendPrepare(conn, STMT_NAME, sql, 3, types);
+	else
+		sent = PQsendQuery(conn, sql);
+	if (!sent)
+	{
+		first_line(PQerrorMessage(conn), err, errlen);
+		return false;
+	}
+	r = await_result(conn, now_monotonic() + shim_config.connect_timeout + QUERY_GRACE);
+	ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		first_line(r ? PQresultErrorMessage(r) : "no answer from the database", err, errlen);
+	PQclear(r);
+	return ok;
+}
+
+/* Server notices (and libpq's own) would go to stderr unasked: the shim says what matters. */
+static void
+ignore_notice(void *arg, const char *message)
+{
+	(void) arg;
+	(void) message;
+}
+
+static PGconn *
+connect_db(char *err, size_t errlen)
+{
+	char timeout[16];
+	char sql[96];
+	PGconn *conn;
+
+	/* our defaults come before dbname: the conninfo of --db overrides any of them */
+	const char *const keywords[] = {
+		"connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "dbname",     NULL};
+	const char *values[] = {timeout, SHIM_NAME, "1", "30", "10", "3", shim_config.db, NULL};
+
+	snprintf(timeout, sizeof(timeout), "%u", shim_config.connect_timeout);
+	conn = PQconnectdbParams(keywords, values, 1);
+	if (conn == NULL)
+	{
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		first_line(PQerrorMessage(conn), err, errlen);
+		PQfinish(conn);
+		return NULL;
+	}
+	PQsetNoticeProcessor(conn, ignore_notice, NULL);
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %u", shim_config.query_timeout_ms);
+	if (!setup_command(conn, false, sql, err, errlen) ||
+		!setup_command(conn, true, STMT_SQL, err, errlen))
+	{
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* Takes a free slot, preferring a connected one; NULL after pool_wait_ms. */
+static Slot *
+acquire(void)
+{
+	struct timespec deadline;
+	Slot *found = NULL;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += shim_config.pool_wait_ms / 1000;
+	deadline.tv_nsec += (long) (shim_config.pool_wait_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L)
+	{
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&pool_lock);
+	for (;;)
+	{
+		unsigned i;
+
+		for (i = 0; i < nslots; i++)
+		{
+			if (slots[i].busy)
+				continue;
+			if (atomic_load(&slots[i].open))
+			{
+				found = &slots[i];
+				break;
+			}
+			if (found == NULL)
+				found = &slots[i];
+		}
+		if (found != NULL)
+		{
+			found->busy = true;
+			break;
+		}
+		nwaiting++;
+		i = (unsigned) pthread_cond_timedwait(&pool_cond, &pool_lock, &deadline);
+		nwaiting--;
+		if (i == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	return found;
+}
+
+static void
+release(Slot *slot)
+{
+	pthread_mutex_lock(&pool_lock);
+	slot->busy = false;
+	pthread_cond_signal(&pool_cond);
+	pthread_mutex_unlock(&pool_lock);
+}
+
+static void
+drop(Slot *slot)
+{
+	if (slot->conn)
+		PQfinish(slot->conn);
+	slot->conn = NULL;
+	atomic_store(&slot->open, false);
+}
+
+/* Makes sure the slot holds a live connection with the statement prepared. */
+static bool
+ensure_ready(Slot *slot)
+{
+	char err[256];
+	bool prober;
+	bool busy_elsewhere;
+
+	if (slot->conn != NULL && !idle_conn_alive(slot->conn))
+		drop(slot);
+	if (slot->conn != NULL)
+		return true;
+
+	/*
+	 * While the database is down, one request at a time tries to reach it; the others get
+	 * their 503 at once instead of each waiting for connect_timeout.
+	 */
+	pthread_mutex_lock(&pool_lock);
+	if (db_state == 0 && probing)
+		prober = false;
+	else
+		prober = probing = (db_state == 0);
+	busy_elsewhere = db_state == 0 && !prober;
+	pthread_mutex_unlock(&pool_lock);
+	if (busy_elsewhere)
+		return false;
+
+	slot->conn = connect_db(err, sizeof(err));
+	if (prober)
+	{
+		pthread_mutex_lock(&pool_lock);
+		probing = false;
+		pthread_mutex_unlock(&pool_lock);
+	}
+	if (slot->conn == NULL)
+	{
+		atomic_fetch_add(&n_connect_failures, 1);
+		set_db_state(false, err);
+		return false;
+	}
+	atomic_store(&slot->open, true);
+	atomic_fetch_add(&n_connects, 1);
+	set_db_state(true, NULL);
+	return true;
+}
+
+/*
+ * What a failed call means for the client: the database cannot serve now (503) or
+ * something unexpected happened (500). Sets *drop_conn when the connection is not to be
+ * used again.
+ */
+static DbOutcome
+classify(PGconn *conn, PGresult *r, bool *drop_conn)
+{
+	const char *code;
+	char msg[256];
+
+	*drop_conn = false;
+	if (r == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		*drop_conn = true;
+		first_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), msg, sizeof(msg));
+		set_db_state(false, *msg ? msg : "connection lost or no answer in time");
+		return DB_UNAVAILABLE;
+	}
+	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+		return DB_OK;
+
+	code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	first_line(PQresultErrorMessage(r), msg, sizeof(msg));
+	if (code == NULL)
+	{
+		/* an error libpq made itself: the connection is in doubt */
+		*drop_conn = true;
+		set_db_state(false, msg);
+		return DB_UNAVAILABLE;
+	}
+	/*
+	 * The database cannot serve now: connection (08), resources (53), operator or timeout
+	 * (57), system error (58), serialization or deadlock (40), read-only standby (25006),
+	 * lock timeout (55P03).
+	 */
+	if (strncmp(code, "08", 2) == 0 || strncmp(code, "53", 2) == 0 || strncmp(code, "57", 2) == 0 ||
+		strncmp(code, "58", 2) == 0 || strncmp(code, "40", 2) == 0 || strcmp(code, "25006") == 0 ||
+		strcmp(code, "55P03") == 0)
+	{
+		/* a serialization failure, a deadlock or a timeout leave the session usable */
+		*drop_conn = !(strncmp(code, "40", 2) == 0 || strcmp(code, "57014") == 0 ||
+					   strcmp(code, "55P03") == 0);
+		log_msg("database cannot serve (SQLSTATE %s): %s", code, msg);
+		return DB_UNAVAILABLE;
+	}
+	/* anything else: the client gets generic text, the operator the database's */
+	*drop_conn = true; /* a fresh session re-prepares: heals a changed function */
+	log_msg("database error (SQLSTATE %s): %s", code, msg);
+	return DB_ERROR;
+}
+
+void
+pool_init(void)
+{
+	pthread_condattr_t attr;
+	Slot *slot;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	nslots = shim_config.pool_size;
+	slots = calloc(nslots, sizeof(Slot));
+	if (slots == NULL)
+	{
+		log_msg("out of memory");
+		exit(1);
+	}
+	/* one connection now, so that a wrong --db shows at once (it is not fatal) */
+	slot = acquire();
+	if (slot)
+	{
+		ensure_ready(slot);
+		release(slot);
+	}
+}
+
+void
+pool_shutdown(void)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&pool_lock);
+	for (i = 0; i < nslots; i++)
+		if (!slots[i].busy)
+			drop(&slots[i]);
+	pthread_mutex_unlock(&pool_lock);
+}
+
+DbOutcome
+pool_intake(const char *body, size_t body_len, const char *key_name, const char *client_addr,
+			IntakeResult *result)
+{
+	Slot *slot;
+	PGresult *r = NULL;
+	DbOutcome outcome;
+	bool drop_conn = false;
+	const char *values[3];
+	int lengths[3] = {0, 0, 0};
+	static const int formats[3] = {1, 0, 0}; /* the body in binary: bytes as they came */
+
+	result->status = 0;
+	result->response = NULL;
+	result->dashboard_query = NULL;
+	if (body_len > (size_t) 0x7fffffff)
+		return DB_ERROR;
+
+	slot = acquire();
+	if (slot == NULL)
+	{
+		atomic_fetch_add(&n_unavailable, 1);
+		return DB_UNAVAILABLE;
+	}
+	if (!ensure_ready(slot))
+	{
+		release(slot);
+		atomic_fetch_add(&n_unavailable, 1);
+		return DB_UNAVAILABLE;
+	}
+
+	values[0] = body ? body : "";
+	lengths[0] = (int) body_len;
+	values[1] = key_name;
+	values[2] = (client_addr && *client_addr) ? client_addr : NULL;
+	if (PQsendQueryPrepared(slot->conn, STMT_NAME, 3, values, lengths, formats, 0))
+		r = await_result(slot->conn,
+						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
+	outcome = classify(slot->conn, r, &drop_conn);
+	if (outcome == DB_OK)
+	{
+		if (PQntuples(r) != 1 || PQnfields(r) != 3 || PQgetisnull(r, 0, 0) || PQgetisnull(r, 0, 1))
+		{
+			log_msg("leadintake.http_intake returned %d rows of %d columns, or a NULL "
+					"status or response",
+					PQntuples(r), PQnfields(r));
+			outcome = DB_ERROR;
+		}
+		else
+		{
+			result->status = atoi(PQgetvalue(r, 0, 0));
+			result->response = strdup(PQgetvalue(r, 0, 1));
+			if (!PQgetisnull(r, 0, 2))
+				result->dashboard_query = strdup(PQgetvalue(r, 0, 2));
+			if (result->response == NULL)
+				outcome = DB_ERROR;
+		}
+	}
+	PQclear(r);
+	if (drop_conn)
+		drop(slot);
+	release(slot);
+	if (outcome == DB_UNAVAILABLE)
+		atomic_fetch_add(&n_unavailable, 1);
+	else if (outcome == DB_ERROR)
+		atomic_fetch_add(&n_errors, 1);
+	return outcome;
+}
+
+DbOutcome
+pool_ping(void)
+{
+	Slot *slot;
+	PGresult *r = NULL;
+	DbOutcome outcome;
+	bool drop_conn = false;
+
+	slot = acquire();
+	if (slot == NULL)
+		return DB_UNAVAILABLE;
+	if (!ensure_ready(slot))
+	{
+		release(slot);
+		return DB_UNAVAILABLE;
+	}
+	if (PQsendQuery(slot->conn, "SELECT 1"))
+		r = await_result(slot->conn,
+						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
+	outcome = classify(slot->conn, r, &drop_conn);
+	PQclear(r);
+	if (drop_conn)
+		drop(slot);
+	release(slot);
+	return outcome;
+}
+
+void
+pool_stats(PoolStats *s)
+{
+	unsigned i;
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&pool_lock);
+	s->size = nslots;
+	s->waiting = nwaiting;
+	for (i = 0; i < nslots; i++)
+	{
+		if (slots[i].busy)
+			s->busy++;
+		if (atomic_load(&slots[i].open))
+		{
+			s->open++;
+			if (!slots[i].busy)
+				s->idle++;
+		}
+	}
+	s->up = db_state == 1;
+	pthread_mutex_unlock(&pool_lock);
+	s->connects = atomic_load(&n_connects);
+	s->connect_failures = atomic_load(&n_connect_failures);
+	s->unavailable = atomic_load(&n_unavailable);
+	s->errors = atomic_load(&n_errors);
+}

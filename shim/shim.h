@@ -1,0 +1,233 @@
+/*
+ * shim.h: what the files of leadintake-shim share: the configuration, the byte buffer and
+ * the interface of each part (config, http, form, keys, pool, metrics, ratelimit, acl, log).
+ */
+#ifndef LEADINTAKE_SHIM_H
+#define LEADINTAKE_SHIM_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define SHIM_NAME    "leadintake-shim"
+#define SHIM_VERSION "1.0"
+
+/* Exit status of a bad configuration (contract section 7). */
+#define EXIT_CONFIG 2
+
+/* ---------------------------------------------------------------- config.c */
+
+typedef struct ShimConfig
+{
+	const char *db;     /* libpq conninfo; "" = libpq's environment */
+	const char *listen; /* HOST:PORT as given */
+	struct sockaddr_storage listen_addr;
+	socklen_t listen_addrlen;
+	const char *api_key_file;
+	bool allow_query_key;
+	const char *dashboard_url; /* NULL: no browser redirect */
+	size_t max_body;           /* bytes */
+	unsigned rate_limit;       /* requests a second per key; 0 = off */
+	const char *tls_cert;
+	const char *tls_key;
+	char *tls_cert_pem; /* file contents, when TLS is on */
+	char *tls_key_pem;
+	unsigned timeout; /* seconds a connection may stay idle */
+	unsigned threads; /* MHD worker threads */
+	unsigned max_connections;
+	unsigned pool_size;        /* database connections */
+	unsigned pool_wait_ms;     /* longest wait for a free database connection */
+	unsigned connect_timeout;  /* seconds, libpq connect_timeout */
+	unsigned query_timeout_ms; /* statement_timeout, and the client's own bound */
+	unsigned drain_timeout;    /* seconds SIGTERM waits for requests in flight */
+} ShimConfig;
+
+extern ShimConfig shim_config;
+
+/* Reads the environment, then argv; exits 2 with a message on any bad setting. */
+extern void config_load(int argc, char **argv);
+
+/* ---------------------------------------------------------------- buf.c */
+
+typedef struct Buf
+{
+	char *data; /* always NUL-terminated when not NULL */
+	size_t len;
+	size_t cap;
+	bool oom; /* an allocation failed: the content is incomplete */
+} Buf;
+
+extern void buf_init(Buf *b);
+extern void buf_free(Buf *b);
+extern void buf_reset(Buf *b);
+extern void buf_append(Buf *b, const void *data, size_t len);
+extern void buf_puts(Buf *b, const char *s);
+extern void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends a JSON string literal of the bytes (quotes included); bytes >= 0x80 go as is. */
+extern void buf_json_string(Buf *b, const char *s, size_t len);
+
+/* ---------------------------------------------------------------- form.c */
+
+typedef struct Param
+{
+	char *key; /* decoded, NUL-terminated, may contain NUL bytes */
+	size_t key_len;
+	char *value;
+	size_t value_len;
+} Param;
+
+typedef struct Params
+{
+	Param *items;
+	size_t count;
+	size_t cap;
+} Params;
+
+extern void params_init(Params *p);
+extern void params_free(Params *p);
+/* Decodes application/x-www-form-urlencoded text (or a query string) into p; false: OOM. */
+extern bool form_parse(Params *p, const char *text, size_t len);
+/* Moves every parameter of src to the end of dst; false: OOM (both unchanged). */
+extern bool params_concat(Params *dst, Params *src);
+/* Number of parameters whose key is exactly name. The first one's value in *value. */
+extern size_t params_lookup(const Params *p, const char *name, const Param **first);
+/* True when name (ASCII, case-insensitive) is the parameter's key. */
+extern bool param_key_is(const Param *param, const char *name, bool ignore_case);
+/*
+ * Writes the parameters as one JSON object of strings; a repeated key becomes an array of
+ * strings (nothing is dropped). Keys equal to api_key (any case) are left out.
+ */
+extern void form_to_json(const Params *p, Buf *out);
+
+/* ---------------------------------------------------------------- keys.c */
+
+#define KEY_NAME_MAX 128
+
+/* Loads the key file (name:secret lines); on failure keeps the old keys, fills err. */
+extern bool keys_load(const char *path, char *err, size_t errlen);
+/* Constant-time look-up of a presented secret; on a match copies the key's name. */
+extern bool keys_match(const char *secret, size_t len, char *name, size_t namelen);
+extern int keys_count(void);
+
+/* ---------------------------------------------------------------- acl.c */
+
+/* Adds one CIDR (or bare address) to the allowlist; false with err on a bad one. */
+extern bool acl_add(const char *cidr, char *err, size_t errlen);
+extern int acl_count(void);
+/* True when the allowlist is empty or holds the peer address. */
+extern bool acl_allows(const struct sockaddr *sa);
+/* The peer address as text, IPv4-mapped IPv6 shown as IPv4; "" when unknown. */
+extern void sockaddr_text(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* ---------------------------------------------------------------- ratelimit.c */
+
+extern void ratelimit_init(unsigned per_second);
+/* Takes a token from the key's bucket; false with the seconds to wait in *retry_after. */
+extern bool ratelimit_take(const char *key_name, unsigned *retry_after);
+
+/* ---------------------------------------------------------------- pool.c */
+
+typedef enum DbOutcome
+{
+	/* the call returned its row */
+	DB_OK,
+	/* no connection, lost connection, or SQLSTATE class 08/53/57/58/40, 25006 or 55P03:
+	 * 503 with Retry-After */
+	DB_UNAVAILABLE,
+	/* any other failure: 500 with generic text */
+	DB_ERROR
+} DbOutcome;
+
+typedef struct IntakeResult
+{
+	int status;
+	char *response;        /* malloc'd JSON text */
+	char *dashboard_query; /* malloc'd, or NULL */
+} IntakeResult;
+
+typedef struct PoolStats
+{
+	unsigned size;
+	unsigned busy;    /* slots in use by a request */
+	unsigned idle;    /* connections established and free */
+	unsigned open;    /* connections established (busy or idle) */
+	unsigned waiting; /* requests waiting for a connection */
+	uint64_t connects;
+	uint64_t connect_failures;
+	uint64_t unavailable; /* calls answered 503 */
+	uint64_t errors;      /* calls answered 500 */
+	bool up;              /* the last attempt reached the database */
+} PoolStats;
+
+extern void pool_init(void);
+extern void pool_shutdown(void);
+/* The one SQL call of an intake request. */
+extern DbOutcome pool_intake(const char *body, size_t body_len, const char *key_name,
+							 const char *client_addr, IntakeResult *result);
+/* SELECT 1 through the pool (healthz). */
+extern DbOutcome pool_ping(void);
+extern void pool_stats(PoolStats *stats);
+
+/* ---------------------------------------------------------------- work.c */
+
+/* A job: expired is true when it waited past --pool-wait, or the shim is stopping. */
+typedef void (*WorkFn)(void *arg, bool expired);
+
+/* The queue's link, kept in the caller's own struct: submitting never allocates or fails. */
+typedef struct WorkJob
+{
+	WorkFn fn;
+	void *arg;
+	double queued_at;
+	struct WorkJob *next;
+} WorkJob;
+
+extern bool work_start(unsigned nworkers);
+extern void work_submit(WorkJob *job, WorkFn fn, void *arg);
+extern unsigned work_queued(void);
+/* Answers what is queued (as expired), waits for the running jobs, ends the workers. */
+extern void work_stop(void);
+
+/* ---------------------------------------------------------------- metrics.c */
+
+extern void metrics_request(int status, double seconds);
+extern void metrics_render(Buf *out);
+extern void metrics_inflight_add(int delta);
+extern long metrics_inflight(void);
+
+/* ---------------------------------------------------------------- log.c */
+
+typedef struct RequestLog
+{
+	const char *method;
+	const char *path;
+	int status;
+	double duration_ms;
+	const char *key_name; /* NULL: no key matched */
+	const char *client_addr;
+} RequestLog;
+
+/* One JSON line on stdout. */
+extern void log_request(const RequestLog *r);
+/* A message for the operator on stderr, prefixed with the program name. */
+extern void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern void log_vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* ---------------------------------------------------------------- http.c */
+
+struct MHD_Daemon;
+
+/* Starts the HTTP daemon with the configuration; NULL on failure (message on stderr). */
+extern struct MHD_Daemon *http_start(void);
+/* Stops accepting new connections; answers from now on carry Connection: close. */
+extern void http_quiesce(struct MHD_Daemon *d);
+extern unsigned http_bound_port(struct MHD_Daemon *d);
+
+/* ---------------------------------------------------------------- time */
+
+/* Monotonic seconds. */
+extern double now_monotonic(void);
+
+#endif /* LEADINTAKE_SHIM_H */

@@ -1,0 +1,117 @@
+/*
+ * work.c: the worker threads that make the database calls, so that no HTTP thread ever waits
+ * on the database; a job that waited longer than --pool-wait is answered 503 without a call.
+ */
+#include "shim.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static WorkJob *head;
+static WorkJob *tail;
+static unsigned queued;
+static unsigned running;
+static bool stopping;
+static pthread_t *workers;
+static unsigned nworkers;
+
+static void *
+worker_main(void *unused)
+{
+	(void) unused;
+	for (;;)
+	{
+		WorkJob *job;
+		bool expired;
+
+		pthread_mutex_lock(&work_lock);
+		while (head == NULL && !stopping)
+			pthread_cond_wait(&work_cond, &work_lock);
+		if (head == NULL)
+		{
+			pthread_mutex_unlock(&work_lock);
+			return NULL;
+		}
+		job = head;
+		head = job->next;
+		if (head == NULL)
+			tail = NULL;
+		queued--;
+		running++;
+		expired = stopping || now_monotonic() - job->queued_at > shim_config.pool_wait_ms / 1000.0;
+		pthread_mutex_unlock(&work_lock);
+
+		job->fn(job->arg, expired); /* job may be gone after this */
+
+		pthread_mutex_lock(&work_lock);
+		running--;
+		if (running == 0 && head == NULL)
+			pthread_cond_broadcast(&idle_cond);
+		pthread_mutex_unlock(&work_lock);
+	}
+}
+
+bool
+work_start(unsigned n)
+{
+	unsigned i;
+
+	workers = calloc(n, sizeof(pthread_t));
+	if (workers == NULL)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		if (pthread_create(&workers[i], NULL, worker_main, NULL) != 0)
+			return false;
+		nworkers++;
+	}
+	return true;
+}
+
+void
+work_submit(WorkJob *job, WorkFn fn, void *arg)
+{
+	job->fn = fn;
+	job->arg = arg;
+	job->queued_at = now_monotonic();
+	job->next = NULL;
+	pthread_mutex_lock(&work_lock);
+	if (tail)
+		tail->next = job;
+	else
+		head = job;
+	tail = job;
+	queued++;
+	pthread_cond_signal(&work_cond);
+	pthread_mutex_unlock(&work_lock);
+}
+
+unsigned
+work_queued(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&work_lock);
+	n = queued;
+	pthread_mutex_unlock(&work_lock);
+	return n;
+}
+
+void
+work_stop(void)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&work_lock);
+	stopping = true;
+	pthread_cond_broadcast(&work_cond);
+	pthread_mutex_unlock(&work_lock);
+	/* the workers empty the queue (expired jobs are answered without a call), then end */
+	for (i = 0; i < nworkers; i++)
+		pthread_join(workers[i], NULL);
+	nworkers = 0;
+}
