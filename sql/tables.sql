@@ -33,7 +33,8 @@ INSERT INTO leadintake.intake_log (source, status) VALUES ('email', 201);
 SELECT p.oid::regprocedure, p.prosecdef, p.provolatile
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'leadintake')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 -- pg_dump keeps the data of every table (and the identity sequences' positions).
-SELECT unnest(extconfig)::regclass AS dumped FROM pg_extension WHERE extname = 'leadintake'
- ORDER BY 1::text;
+SELECT dumped FROM (SELECT unnest(extconfig)::regclass::text AS dumped FROM pg_extension
+                     WHERE extname = 'leadintake') x
+ ORDER BY dumped;
