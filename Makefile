@@ -18,6 +18,9 @@ SHLIB_LINK =
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track headers: every object depends on the shared one.
+$(OBJS): extension/leadintake.h
+
 all: shim
 .PHONY: shim shim-clean
 shim:

@@ -78,7 +78,7 @@ BEGIN
 END $$;
 COMMENT ON ROLE leadintake_shim IS 'leadintake: may call leadintake.http_intake, nothing else';
 COMMENT ON ROLE leadintake_enqueue IS 'leadintake: may enqueue into leadintake.inbox';
-COMMENT ON ROLE leadintake_reader IS 'leadintake: may read every leadintake table';
+COMMENT ON ROLE leadintake_reader IS 'leadintake: may read agents, leads, intake_log and inbox';
 
 GRANT USAGE ON SCHEMA leadintake TO leadintake_shim, leadintake_enqueue, leadintake_reader;
 

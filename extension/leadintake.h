@@ -169,7 +169,8 @@ typedef struct Intake
 	List *details; /* FieldError * for a 400 */
 	int64 lead_id;
 	bool created;
-	Jsonb *response; /* the HTTP body; built in the caller's context */
+	const char *agent_username; /* the stored lead's agent, for NOTIFY */
+	Jsonb *response;            /* the HTTP body; built in the caller's context */
 	char *dashboard_query;
 } Intake;
 

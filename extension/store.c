@@ -182,7 +182,7 @@ prepare_plans(void)
 	log_plan = li_keep_plan("INSERT INTO leadintake.intake_log (received_at, source, key_name,"
 							" client_addr, status, error, lead_id, created, duration_ms,"
 							" payload, raw_body)"
-							" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+							" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
 							11, log_types);
 }
 
@@ -308,22 +308,23 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 }
 
 /*
- * NOTIFY leadintake_lead, once per call; PostgreSQL delivers it at commit and drops it on
- * rollback, so a dashboard never hears of a lead that was not stored.
+ * NOTIFY leadintake_lead, once per stored call; PostgreSQL delivers it at commit and drops
+ * it on rollback, so a dashboard never hears of a lead that was not stored.
  */
 static void
-notify(int64 id, bool created, const char *agent)
+notify(Intake *in, int64 log_id)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"id\": " INT64_FORMAT ", \"created\": %s, \"agent\": ", id,
-					 created ? "true" : "false");
-	if (agent)
-		escape_json(&buf, agent);
+	appendStringInfo(&buf, "{\"id\": " INT64_FORMAT ", \"created\": %s, \"agent\": ", in->lead_id,
+					 in->created ? "true" : "false");
+	if (in->agent_username)
+		escape_json(&buf, in->agent_username);
 	else
 		appendStringInfoString(&buf, "null");
-	appendStringInfoChar(&buf, '}');
+	/* The log id makes each call's notification distinct: PostgreSQL folds equal ones. */
+	appendStringInfo(&buf, ", \"log_id\": " INT64_FORMAT "}", log_id);
 	Async_Notify("leadintake_lead", buf.data);
 }
 
@@ -427,7 +428,7 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 	in->created = created;
 	in->response = li_success_response(lead, desc, created, &lead_agent, &in->lead_id);
 	MemoryContextSwitchTo(old);
-	notify(in->lead_id, created, lead_agent.username);
+	in->agent_username = lead_agent.username;
 }
 
 /* A failure as one line for intake_log and inbox: the sentence, then each field's reason. */
@@ -449,7 +450,10 @@ li_error_text(Intake *in)
 	return buf.data;
 }
 
-/* The intake_log row (contract section 2): every outcome that reaches the database. */
+/*
+ * The intake_log row (contract section 2): every outcome that reaches the database; a
+ * stored lead is also announced, once per call.
+ */
 void
 li_log(Intake *in)
 {
@@ -474,6 +478,13 @@ li_log(Intake *in)
 	values[9] = in->logged_payload ? JsonbPGetDatum(in->logged_payload) : (Datum) 0;
 	nulls[9] = in->logged_payload ? ' ' : 'n';
 	values[10] = text_or_null(in->raw_body, &nulls[10]);
-	if (SPI_execute_plan(log_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(log_plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not write the intake log");
+	if (in->status == 201)
+	{
+		bool isnull;
+
+		notify(in, DatumGetInt64(
+					   SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
 }
