@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""test/bench/report.py RESULTS_TSV PROFILE_DIR OUT_MD: the bench's report.
+
+Reads the figures run.sh recorded (key, round, value: one a line, tab-separated), checks
+the targets on the medians, writes OUT_MD (RESULTS.md), prints the summary and exits 1 when
+a target is missed.
+"""
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+tsv, profdir, out = sys.argv[1:4]
+runs = defaultdict(dict)            # key -> {round: value}
+with open(tsv) as f:
+    for line in f:
+        key, rnd, value = line.rstrip("\n").split("\t", 2)
+        runs[key][rnd] = value
+
+
+def meta(key):
+    return runs.get("meta." + key, {}).get("-", "?")
+
+
+def values(key):
+    return [float(v) for _, v in sorted(runs.get(key, {}).items())]
+
+
+def median(key):
+    v = values(key)
+    return statistics.median(v) if v else float("nan")
+
+
+def fmt(x, digits=None):
+    if x != x:                      # nan
+        return "—"
+    if digits is None:
+        digits = 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2
+    return f"{x:,.{digits}f}"
+
+
+def with_unit(x, unit):
+    return f"{fmt(x)} {unit}" if unit else fmt(x)
+
+
+def rounds(key, digits=None):
+    return " / ".join(fmt(v, digits) for v in values(key)) or "—"
+
+
+growth_sizes = sorted({int(k.split(".")[1]) for k in runs if k.startswith("growth.")})
+
+
+def growth(kind):
+    """CPU per call with the most leads stored ÷ with the fewest, for func or base."""
+    if len(growth_sizes) < 2:
+        return float("nan")
+    lo, hi = growth_sizes[0], growth_sizes[-1]
+    return median(f"growth.{hi}.{kind}_cpu_us") / median(f"growth.{lo}.{kind}_cpu_us")
+
+
+# target: (label, key or value, comparison, limit, unit, how)
+hwm_mib = median("shim.hwm_kib") / 1024
+# Flat: the function's cost grows no faster with the leads stored than a bare upsert's does
+# (index look-ups only; what a bigger table costs any upsert, cache misses, deeper indexes,
+# is the baseline's growth). The raw growth is shown beside it.
+growth_rel = growth("func") / growth("base")
+growth_sizes_txt = (f"{growth_sizes[-1]:,} ÷ {growth_sizes[0]:,}" if len(growth_sizes) > 1
+                    else "?")
+targets = [
+    ("function ÷ bare upsert, pgbench c=32 (tps)", median("ratio.func_base"), ">=", 0.80, "",
+     "median of the per-round ratios"),
+    ("shim under wrk ÷ function under pgbench (req/s)", median("ratio.shim_func"), ">=", 0.90,
+     "", "median of the per-round ratios"),
+    ("shim CPU per request", median("shim.cpu_us"), "<=", 20, "µs", "/proc utime+stime ÷ requests"),
+    ("shim peak RSS", hwm_mib, "<=", 16, "MiB", "VmHWM after every run"),
+    ("database CPU per function call", median("func.cpu_us"), "<=", 200, "µs",
+     "whole server's CPU ÷ calls, pgbench run"),
+    ("one statement over 10,000 payloads", median("bulk.rows_s"), ">=", 5000, "rows/s", "wall time"),
+    ("process_inbox(1000) draining 50,000 rows", median("inbox.rows_s"), ">=", 5000, "rows/s",
+     "wall time, 50 batches"),
+    (f"growth of the CPU per call, {growth_sizes_txt} leads stored, function's ÷ bare "
+     f"upsert's", growth_rel, "<=", 1.25, "",
+     f"function ×{fmt(growth('func'), 2)}, bare upsert ×{fmt(growth('base'), 2)}"),
+]
+
+
+def passed(value, op, limit):
+    return value == value and (value >= limit if op == ">=" else value <= limit)
+
+
+missed = [t for t in targets if not passed(t[1], t[2], t[3])]
+
+
+def read(name):
+    path = os.path.join(profdir, name)
+    if not os.path.exists(path):
+        return "(not recorded)"
+    with open(path) as f:
+        text = f.read().rstrip()
+    return text or "(empty)"
+
+
+def syscalls(name):
+    """perf trace -s output as a table: system calls per request, by thread name. A request
+    is one SQL call: one sendto() by libpq in a pool worker (thread name leadintake-shim)."""
+    path = os.path.join(profdir, name)
+    if not os.path.exists(path):
+        return "(not recorded)"
+    calls = defaultdict(lambda: [0, 0.0])       # (thread name, syscall) -> [calls, msec]
+    thread = None
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if "events," in parts:
+                thread = parts[0]
+            elif thread and len(parts) >= 8 and parts[1].isdigit():
+                c = calls[(thread, parts[0])]
+                c[0] += int(parts[1])
+                c[1] += float(parts[3])
+    requests = calls.get(("leadintake-shim", "sendto"), [0])[0]
+    if not requests:
+        return "(no request seen)"
+    rows = [f"{requests} requests (one sendto() of the SQL call each); per request:",
+            f"{'thread':<16} {'syscall':<14} {'calls':>8} {'per req':>8} {'avg µs':>8}"]
+    for (t, sc), (n, ms) in sorted(calls.items(), key=lambda kv: (kv[0][0], -kv[1][0])):
+        rows.append(f"{t:<16} {sc:<14} {n:>8} {n / requests:>8.2f} {1000 * ms / n:>8.1f}")
+    total = sum(n for (t, sc), (n, ms) in calls.items())
+    rows.append(f"{'all':<16} {'':<14} {total:>8} {total / requests:>8.2f}")
+    return "\n".join(rows)
+
+
+L = []
+w = L.append
+w("# leadintake bench results\n")
+w(f"Generated by `make bench` (test/bench/run.sh) on {meta('date')}, commit {meta('commit')}, "
+  f"in {meta('duration')}.\n")
+w("## Machine and settings\n")
+w(f"- machine: {meta('nproc')} cores ({meta('cpu')}), {meta('mem')} memory, Linux {meta('kernel')}")
+w(f"- load before (1/5/15 min load average; machine busy share over 3 s with the top "
+  f"processes): {meta('load_before')}")
+w(f"- load after: {meta('load_after')}")
+w(f"- PostgreSQL {meta('server')}, leadintake {meta('extension')}; {meta('versions')}")
+w(f"- build isolation: {meta('isolation')}; the shim ran from a copy of the binary built")
+w(f"- server settings: {meta('settings')}; every other setting is PostgreSQL's default")
+w(f"- runs: {meta('params')}; shim: {meta('shim')}")
+w("- mix: half the calls name an existing lead (ids 1..n, loaded before), half a new one "
+  "(ids drawn from a range no earlier run used); the `new` columns below are the share of "
+  "calls that created a lead, read back from the tables")
+w("- CPU figures come from /proc: the whole PostgreSQL server (postmaster, live children and "
+  "reaped ones: backends, WAL writer, checkpointer, autovacuum) and the shim process; a "
+  "tick is 10 ms, over runs of thousands of calls")
+w("- `others`: the share of the whole machine (all cores) used during a run by processes that "
+  "are not the bench's (not the server, the shim, pgbench, wrk or psql): other work on this "
+  "shared machine, which slows every figure of that run\n")
+
+w("## Targets\n")
+w("| measure | median | target | result | how |")
+w("|---|---|---|---|---|")
+for label, value, op, limit, unit, how in targets:
+    ok = "pass" if passed(value, op, limit) else "**MISSED**"
+    w(f"| {label} | {with_unit(value, unit)} | {op.replace('>=', '≥').replace('<=', '≤')} "
+      f"{with_unit(limit, unit)} | {ok} | {how} |")
+w("")
+
+w("## Figures (every round, then the median)\n")
+w("Side by side, c=32, `pgbench -M prepared -j 2` and `wrk -t 2` (keep-alive); each round "
+  "runs the four one after the other, each after a CHECKPOINT:\n")
+w("| run | rate (per s) | median | server CPU per call (µs) | median | new leads (%) "
+  "| others (%) |")
+w("|---|---|---|---|---|---|---|")
+for k, label, rate, cpu in [
+        ("base", "bare prepared upsert (baseline.sql)", "base.tps", "base.cpu_us"),
+        ("notify", "the same + `pg_notify` (baseline_notify.sql, diagnostic)", "notify.tps",
+         "notify.cpu_us"),
+        ("func", "`leadintake_from_dialer` (function.sql)", "func.tps", "func.cpu_us"),
+        ("shim", "the shim under wrk (shim.lua)", "shim.rps", "shim.db_cpu_us")]:
+    w(f"| {label} | {rounds(rate)} | {fmt(median(rate))} | {rounds(cpu)} | {fmt(median(cpu))} "
+      f"| {rounds(k + '.new_pct', 1)} | {rounds(k + '.others_pct', 0)} |")
+w("")
+w(f"- ratio function ÷ baseline, per round: {rounds('ratio.func_base', 3)}")
+w(f"- diagnostic, ratio baseline + pg_notify ÷ baseline, per round: "
+  f"{rounds('ratio.notify_base', 3)} (what one NOTIFY per transaction costs: "
+  f"PostgreSQL serialises notifying transactions on one lock, taken in PreCommit_Notify and "
+  f"held until the commit record is flushed: wait event Lock:object)")
+w(f"- ratio shim ÷ function, per round: {rounds('ratio.shim_func', 3)}")
+w(f"- shim's own CPU per request (µs), per round: {rounds('shim.cpu_us')}; peak RSS "
+  f"{fmt(hwm_mib, 1)} MiB")
+w(f"- pg_stat_statements mean execution time over the measured rounds (wall time, lock "
+  f"waits included, commit excluded): baseline {fmt(median('pgss.baseline'))} µs, function "
+  f"{fmt(median('pgss.function'))} µs, the shim's `http_intake` call {fmt(median('pgss.shim'))} µs")
+w("")
+w("Bulk (one session, each round on new payloads, same mix):\n")
+w("| run | rows/s | median | server CPU per row (µs) | median | new leads (%) | others (%) |")
+w("|---|---|---|---|---|---|---|")
+for label, k in [("`SELECT count(leadintake_from_dialer(p)) FROM staging`, 10,000 rows", "bulk"),
+                 ("`process_inbox(1000)` × 50, 50,000 rows", "inbox")]:
+    w(f"| {label} | {rounds(k + '.rows_s')} | {fmt(median(k + '.rows_s'))} | "
+      f"{rounds(k + '.cpu_us')} | {fmt(median(k + '.cpu_us'))} | {rounds(k + '.new_pct', 1)} "
+      f"| {rounds(k + '.others_pct', 0)} |")
+w("")
+
+w("## Growth: leads already stored\n")
+w("After `bench.load(n)` (INSERT ... SELECT generate_series into both tables, claims included, "
+  "ANALYZE), each round: one statement over 10,000 payloads (half new, half among the n leads), "
+  "then the same rows through baseline.sql's bare upsert, one statement per row in a PL/pgSQL "
+  "loop (`bench.baseline_loop()`). One session, one transaction each: the cost of a call "
+  "without commits, round trips or row-lock queues (32 clients on 1,000 leads would mostly "
+  "measure those). Server CPU per row, every round, then the median:\n")
+w("| leads stored | leads table + indexes | function rows/s | function CPU/row (µs) | median "
+  "| bare upsert rows/s | bare upsert CPU/row (µs) | median | others (%) |")
+w("|---|---|---|---|---|---|---|---|---|")
+for s in growth_sizes:
+    k = f"growth.{s}"
+    w(f"| {s:,} | {runs.get(k + '.load', {}).get('-', '?')} | {fmt(median(k + '.func_rows_s'))} "
+      f"| {rounds(k + '.func_cpu_us')} | {fmt(median(k + '.func_cpu_us'))} "
+      f"| {fmt(median(k + '.base_rows_s'))} | {rounds(k + '.base_cpu_us')} "
+      f"| {fmt(median(k + '.base_cpu_us'))} | {fmt(median(k + '.others_pct'), 0)} |")
+w("")
+
+w("## Profiles\n")
+w("One extra run of each kind after the measured rounds, with `perf record -g -F 499 -p PIDS` "
+  "(cpu-clock; frame-pointer call graphs) from 1 s after the start (every client connected) "
+  "to 1 s before the end: PIDS are this cluster's processes (the postmaster's children: "
+  "other PostgreSQL servers on this machine are left out), or the shim's. Percentages are "
+  "of those samples: first by thread name and binary, then self time by symbol "
+  "(`--no-children --sort dso,sym`), then the inclusive share of the extension's functions "
+  "(`--children`). Wait events: the active client backends, sampled every 50 ms. Nested "
+  "statements: `pg_stat_statements.track = all` during the profiled function run only.\n")
+for title, name in [("Database backends, pgbench calling `leadintake_from_dialer`", "function.top.txt"),
+                    ("Wait events of those backends", "function.waits.txt"),
+                    ("Statements of that run, nested ones included (calls | mean µs | % of time | query; the "
+                     "time is pg_stat_statements' wall time of run and finish: executor start-up "
+                     "is not in it, waiting for a core is)",
+                     "function.stmts.txt"),
+                    ("The shim under wrk (DWARF call graphs)", "shim.top.txt"),
+                    ("The shim's system calls (perf trace -s over 3 s of a wrk run; avg µs is "
+                     "wall time in the call, waits included)", None),
+                    ("Database backends serving the shim", "shim-db.top.txt"),
+                    ("Wait events of those backends", "shim.waits.txt"),
+                    ("One backend running `process_inbox(1000)` 50 times (one session, no "
+                     "contention)", "inbox.top.txt")]:
+    w(f"### {title}\n")
+    w("```")
+    w(read(name) if name else syscalls("shim.trace.txt"))
+    w("```\n")
+
+w("## How to reproduce\n")
+w("As root on Debian 12, from the repository: `make bench` (or `bash test/bench/run.sh`). It "
+  "installs what it lacks (scripts/lib.sh `LI_PACKAGES`, `LI_BENCH_PACKAGES`), builds and "
+  "installs, runs everything on its own throwaway cluster, rewrites this file and exits 1 "
+  "when a target is missed. Knobs: `BENCH_ROUNDS` (3), `BENCH_SECONDS` (10, at least 5), "
+  "`BENCH_LEADS` (100000), `BENCH_POOL` (2 × cores), "
+  "`BENCH_GROWTH` (\"1000 100000 1000000\"), `BENCH_KEEP=1` (keep the scratch directory "
+  "with perf.data files and raw outputs), `BENCH_RESULTS` (another output file). The "
+  "machine is shared: compare figures of one run with each other, not across runs.")
+
+with open(out, "w") as f:
+    f.write("\n".join(L) + "\n")
+
+print(f"\nbench results ({meta('date')}, {meta('nproc')} cores, load before: {meta('load_before')})")
+for label, value, op, limit, unit, _ in targets:
+    ok = "pass  " if passed(value, op, limit) else "MISSED"
+    print(f"  {ok} {label}: {with_unit(value, unit)} (target {op} {with_unit(limit, unit)})")
+print(f"written: {out}")
+if missed:
+    print("targets missed: " + "; ".join(t[0] for t in missed), file=sys.stderr)
+    sys.exit(1)
