@@ -29,3 +29,47 @@ shim:
 clean: shim-clean
 shim-clean:
 	$(MAKE) -C shim clean
+
+# The benchmark (as root; not part of scripts/test.sh): writes test/bench/RESULTS.md.
+.PHONY: bench
+bench:
+	bash test/bench/run.sh
+
+# ---------------------------------------------------------------- sanitizers and fuzzing
+# make SANITIZE=1: the extension with UBSan (-fno-sanitize-recover: the first undefined
+# behaviour aborts the backend; `make SANITIZE=1 install` puts it in the server) and the
+# shim with ASan+UBSan in $(SANITIZE_DIR)/leadintake-shim; shim/leadintake-shim is left as
+# it is. Switching SANITIZE on or off rebuilds the extension's objects (build/.mode).
+# make check-sanitize: install the UBSan extension, run test/e2e/sanitize.sh on a cluster
+# of its own (pg_regress, the shim's suite under ASan, valgrind), reinstall the normal one.
+# make fuzz: each libFuzzer harness of test/fuzz for FUZZ_SECONDS (600) -> TAP.
+SANITIZE_DIR ?= build/sanitize
+FUZZ_SECONDS ?= 600
+SAN_UB = -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+BUILD_MODE := $(if $(SANITIZE),ubsan,normal)
+$(shell mkdir -p build && { [ -f build/.gitignore ] || echo '*' >build/.gitignore; } && \
+        { [ "$$(cat build/.mode 2>/dev/null)" = "$(BUILD_MODE)" ] || echo "$(BUILD_MODE)" >build/.mode; })
+$(OBJS): build/.mode
+ifdef SANITIZE
+override CFLAGS += $(SAN_UB)
+SHLIB_LINK += -fsanitize=undefined
+all: sanitize-shim
+endif
+
+.PHONY: sanitize-shim check-sanitize fuzz
+# (a copy of shim/'s sources, built there with its own Makefile: no object is shared)
+sanitize-shim:
+	mkdir -p $(SANITIZE_DIR) && echo '*' >$(SANITIZE_DIR)/.gitignore
+	cp -u shim/*.c shim/*.h shim/Makefile $(SANITIZE_DIR)/
+	$(MAKE) -C $(SANITIZE_DIR) CFLAGS="-O1 -g $(SAN_UB) -fsanitize=address" \
+		LDFLAGS="-fsanitize=address,undefined" leadintake-shim
+
+check-sanitize:
+	$(MAKE) SANITIZE=1 all
+	$(MAKE) SANITIZE=1 install
+	LEADINTAKE_SANITIZE_EXTENSION=1 LEADINTAKE_ASAN_SHIM=$(abspath $(SANITIZE_DIR))/leadintake-shim \
+		bash test/e2e/sanitize.sh; rc=$$?; \
+		$(MAKE) all install >/dev/null && echo "normal extension reinstalled"; exit $$rc
+
+fuzz:
+	$(MAKE) -C test/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_OUT=$(CURDIR)/test/fuzz/build/long

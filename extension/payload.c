@@ -350,12 +350,12 @@ li_redact_text(const char *s)
 					continue;
 				if (s[j] == '"' || s[j] == '\'')
 					j++;
-				while (s[j] == ' ' || s[j] == '\t')
+				while (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')
 					j++;
 				if (s[j] != ':' && s[j] != '=')
 					continue;
 				j++;
-				while (s[j] == ' ' || s[j] == '\t')
+				while (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')
 					j++;
 				value_start = j;
 				if (s[j] == '"')

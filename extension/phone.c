@@ -71,6 +71,10 @@ li_phone_e164(const char *phone, const char *phone_code)
 	if (digits.len == 0)
 		return NULL;
 
+	/* Only a prefix ("00", a trunk "0"): no number to match on, or all such would merge. */
+	if ((!plus && strcmp(digits.data, "00") == 0) || (!plus && strcmp(digits.data, "0") == 0))
+		return NULL;
+
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '+');
 	if (plus)

@@ -26,6 +26,7 @@
 # Variables
 #   LI_ROOT       the repository root (absolute)
 #   LI_PACKAGES   the Debian packages the build, the tests and the demo need
+#   LI_BENCH_PACKAGES  the extra ones `make bench` (test/bench/run.sh) needs
 #   LI_PG_VERSION 15
 
 LI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,11 +42,19 @@ LI_PG_VERSION=15
 #   curl ca-certificates        the demo's and the end-to-end tests' HTTP client
 #   openssl                     self-signed certificates for the shim's TLS test
 #   python3                     helpers of the end-to-end tests
+#   clang-14 libclang-rt-14-dev the libFuzzer harnesses (test/fuzz; -fsanitize=fuzzer,address)
+#   valgrind                    the memcheck run of the shim (test/e2e/sanitize.sh)
 LI_PACKAGES=(make gcc libc6-dev
              postgresql-15 postgresql-server-dev-15
              postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron
              libmicrohttpd-dev libpq-dev libgnutls28-dev pkg-config
-             curl ca-certificates openssl python3)
+             curl ca-certificates openssl python3
+             clang-14 libclang-rt-14-dev valgrind)
+# The bench only (test/bench/run.sh installs them; the tests do not need them):
+#   wrk                  HTTP load generator;  linux-perf   perf record/report (profiles)
+#   postgresql-contrib   pgbench and pg_stat_statements (on Debian 12 postgresql-15 ships
+#                        them; this metapackage then costs nothing)
+LI_BENCH_PACKAGES=(wrk linux-perf postgresql-contrib)
 
 li_log() { printf '%s\n' "$*" >&2; }
 li_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -9,7 +9,7 @@
 #      not build counts as one failure);
 #   3. starts a throwaway PostgreSQL 15 cluster in a mktemp directory, on a free port in
 #      54320-54399 (socket in the temporary directory, also 127.0.0.1), default settings;
-#   4. runs the three suites, printing each one's output:
+#   4. runs the suites, printing each one's output:
 #        pg_regress   `make installcheck` (the Makefile's REGRESS list: sql/ vs expected/,
 #                     output in test/results/, head of regression.diffs shown on failure);
 #        pgTAP        every test/pgtap/*.sql through pg_prove, each file in a fresh database
@@ -17,6 +17,9 @@
 #                     leadintake itself);
 #        end-to-end   every executable test/e2e/*.sh, each in a fresh database that already
 #                     has `CREATE EXTENSION leadintake` (no agents: the script seeds them);
+#        fuzz         test/fuzz/run.sh: each libFuzzer harness for FUZZ_SECONDS (15) seconds,
+#                     one per CPU at a time, one TAP assertion per harness (known open
+#                     findings as TODO);
 #   5. counts, removes the cluster, and ends with exactly one line `N passed, N failed`.
 #
 # Counting
@@ -301,5 +304,17 @@ for f in "${e2e_files[@]}"; do
     rm -rf -- "$WORK/e2e-$n"
     ensure_cluster_up || fail_because "$f left the cluster down"
 done
+
+# ---------------------------------------------------------------- fuzzing
+# Short runs of the libFuzzer harnesses (test/fuzz/run.sh: one assertion per harness; known
+# open findings as TODO). No database needed. A crash is kept in the directory it names.
+section "fuzz (test/fuzz/run.sh, ${FUZZ_SECONDS:-15} s per harness)"
+if [ -f test/fuzz/run.sh ]; then
+    run_limited env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash test/fuzz/run.sh
+    cat "$OUT"
+    tap_count "$OUT" "$RC" "test/fuzz/run.sh"
+else
+    fail_because "test/fuzz/run.sh is missing"
+fi
 
 finish

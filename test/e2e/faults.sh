@@ -1,0 +1,477 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2154  # URL_<name>, PID_<name> are set by start_shim (printf -v)
+# test/e2e/faults.sh: faults under load, with nothing lost. Prints TAP.
+#
+# A load generator (python3, standard library; 8 clients) creates leads with unique lead
+# ids against the shim and retries each one on 503 and on connection errors (both are
+# safe to retry: the upsert is by lead id) until it gets its 201. While it runs, a fault:
+#   1. the database restarts (pg_ctl restart, fast);
+#   2. the shim's database sessions are killed (pg_terminate_backend), five times;
+#   3. the shim gets SIGTERM (a new shim takes over the port; clients reconnect);
+#   4. the database turns read-only (ALTER SYSTEM default_transaction_read_only, reload):
+#      every request is answered 503 with Retry-After, never 500, until it is writable again;
+#   5. slow clients take every connection (--max-connections) and send nothing more:
+#      --timeout frees them, and a normal request then gets its 201.
+# After each, row by row: every 201 a client received is a stored lead (the lead id it
+# answered, with that dialer lead id), every lead was eventually stored, none was answered
+# 500. Loopback only; every loop is bounded in time.
+#
+# Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
+# LEADINTAKE_CLUSTER_DIR, LEADINTAKE_TEST_TMP, LEADINTAKE_HTTP_PORTS, PG* variables) or by
+# hand with nothing set: it then starts a throwaway cluster of its own (it restarts the
+# cluster and changes its settings: never point it at a database you care about).
+
+set -uo pipefail
+
+ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+. "$ROOT/scripts/lib.sh"
+
+SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
+OWN_TMP=0
+if [ -n "${LEADINTAKE_TEST_TMP:-}" ]; then
+    T=$LEADINTAKE_TEST_TMP
+else
+    T=$(mktemp -d /tmp/leadintake-e2e-faults.XXXXXX)
+    OWN_TMP=1
+fi
+chmod 755 "$T"
+
+N=0
+FAILED=0
+SHIM_PIDS=()
+OWN_CLUSTER=""
+LOAD_PID=""
+
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+not_ok() {
+    N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"
+    shift
+    local line
+    for line in "$@"; do printf '#   %s\n' "$line"; done
+}
+is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:      $2" "expected: $3"; fi; }
+todo() { N=$((N + 1)); echo "not ok $N - $1 # TODO $2"; }
+diag() { printf '# %s\n' "$*"; }
+
+# ---------------------------------------------------------------- the cluster and database
+if [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] && [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
+    CLUSTER=$LEADINTAKE_CLUSTER_DIR
+    DB=$LEADINTAKE_TEST_DB
+    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
+else
+    li_ensure_packages >/dev/null 2>&1 || true
+    OWN_CLUSTER=$T/pg
+    CLUSTER=$OWN_CLUSTER
+    port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
+    li_start_cluster "$CLUSTER" "$port" || { echo "Bail out! cannot start a cluster"; exit 1; }
+    PGHOST=$(li_sockdir "$CLUSTER")
+    export PGHOST PGPORT=$port PGUSER=postgres
+    DB=e2e_faults
+    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
+    li_psql "$CLUSTER" "$port" -d postgres -c "CREATE DATABASE $DB" >/dev/null \
+        && li_psql "$CLUSTER" "$port" -d "$DB" -c 'CREATE EXTENSION leadintake' >/dev/null \
+        || { echo "Bail out! cannot create the database"; exit 1; }
+fi
+export PGUSER=${PGUSER:-postgres}
+unset PGDATABASE
+# Our own sessions must be able to write while the database is read-only (phase 4).
+q() { PGOPTIONS="-c client_min_messages=warning -c default_transaction_read_only=off" \
+      psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+qpg() { PGOPTIONS="-c client_min_messages=warning -c default_transaction_read_only=off" \
+        psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres "$@"; }
+db_up() { qpg -c 'SELECT 1' >/dev/null 2>&1; }
+
+stop_pid() {
+    local pid=$1
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+cleanup() {
+    local pid
+    trap - EXIT INT TERM
+    [ -n "$LOAD_PID" ] && { touch "$T/stop"; stop_pid "$LOAD_PID"; }
+    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
+    db_up || li_cluster_ctl "$CLUSTER" start >/dev/null 2>&1
+    qpg -c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" \
+        >/dev/null 2>&1
+    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
+    [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+q -c "INSERT INTO leadintake.agents (username, display_name, dialer_user_id)
+      VALUES ('agent1', 'Agent One', '1001')" >/dev/null || { echo "Bail out! cannot seed"; exit 1; }
+
+SECRET=faults-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'faults:%s\n' "$SECRET" >"$T/keys"
+chmod 600 "$T/keys"
+
+# start_shim NAME PORT ARGS...: the shim on 127.0.0.1:PORT (0: any); sets URL_<NAME>,
+# PID_<NAME>; its stdout (one JSON line per request) in $T/NAME.out, stderr in NAME.err.
+start_shim() {
+    local name=$1 port=$2 url="" pid
+    shift 2
+    "$SHIM" --listen "127.0.0.1:$port" --db "$CONNINFO" --api-key-file "$T/keys" "$@" \
+        >"$T/$name.out" 2>"$T/$name.err" &
+    pid=$!
+    SHIM_PIDS+=("$pid")
+    printf -v "PID_$name" '%s' "$pid"
+    for _ in $(seq 1 100); do
+        url=$(grep -Eo 'listening on http://[^ ]+' "$T/$name.err" | head -n1 | cut -d' ' -f3)
+        [ -n "$url" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    printf -v "URL_$name" '%s' "$url"
+    [ -n "$url" ]
+}
+
+# A port of LEADINTAKE_HTTP_PORTS ("FIRST LAST") free now, for a shim that must come back
+# on the same address.
+read -r PFIRST PLAST <<<"${LEADINTAKE_HTTP_PORTS:-18080 18199}"
+FIXED_PORT=$(li_free_port "$PFIRST" "$PLAST") || { echo "Bail out! no free HTTP port"; exit 1; }
+
+# ---------------------------------------------------------------- the load generator
+cat >"$T/load.py" <<'EOF'
+"""load.py URL KEY PREFIX OUT STOPFILE [close]: 8 clients create leads PREFIX-<n> (each
+with a phone of its own: a shared phone would merge two leads, by the contract) until
+STOPFILE exists (at most 60 s), each retried on 503 and connection errors until its 201
+(for at most 30 s). One line per lead in OUT: lead_id status lead_pk attempts n503 nconn."""
+import http.client, json, os, sys, threading, time, urllib.parse
+url, key, prefix, out, stopfile = sys.argv[1:6]
+close = len(sys.argv) > 6 and sys.argv[6] == "close"
+u = urllib.parse.urlsplit(url)
+lock = threading.Lock()
+counter = [0]
+results = []
+start = time.time()
+
+def next_id():
+    with lock:
+        counter[0] += 1
+        return counter[0]
+
+def client(tid):
+    c = None
+    while not os.path.exists(stopfile) and time.time() - start < 60:
+        n = next_id()
+        lead = "%s-%d" % (prefix, n)
+        body = json.dumps({"user": "agent1", "lead_id": lead, "first_name": "Fault",
+                           "last_name": prefix, "phone_number": "079%s%07d" % (prefix[-1], n)})
+        hdrs = {"X-Dialer-Api-Key": key, "Content-Type": "application/json"}
+        if close:
+            hdrs["Connection"] = "close"
+        status, pk, attempts, n503, nconn = None, "", 0, 0, 0
+        t0 = time.time()
+        while time.time() - t0 < 30:
+            attempts += 1
+            try:
+                if c is None:
+                    c = http.client.HTTPConnection(u.hostname, u.port, timeout=15)
+                c.request("POST", "/api/leads/from-dialer/", body=body, headers=hdrs)
+                r = c.getresponse()
+                data = r.read()
+                if close or r.getheader("Connection", "").lower() == "close":
+                    c.close(); c = None
+            except Exception:
+                if c is not None:
+                    c.close()
+                c = None
+                nconn += 1
+                time.sleep(0.05)
+                continue
+            if r.status == 503:
+                n503 += 1
+                time.sleep(0.1)
+                continue
+            status = r.status
+            if status == 201:
+                pk = json.loads(data)["lead"]["id"]
+            break
+        with lock:
+            results.append("%s\t%s\t%s\t%d\t%d\t%d" % (lead, status if status else "gaveup",
+                                                      pk if pk != "" else "\\N", attempts, n503, nconn))
+        time.sleep(0.005)
+
+threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+with open(out, "w") as f:
+    f.write("\n".join(results) + ("\n" if results else ""))
+EOF
+
+q >/dev/null <<'EOF'
+DROP TABLE IF EXISTS public.fault_results;
+CREATE TABLE public.fault_results (phase text, dialer_lead_id text, status text, lead_pk bigint,
+                                   attempts int, n503 int, nconn int);
+EOF
+
+# load_start PHASE URL [close]; load_stop: the generator in the background.
+load_start() {
+    rm -f "$T/stop" "$T/load-$1.txt"
+    python3 "$T/load.py" "$2" "$SECRET" "F$1" "$T/load-$1.txt" "$T/stop" "${3:-}" \
+        >"$T/load-$1.err" 2>&1 &
+    LOAD_PID=$!
+}
+load_stop() {
+    touch "$T/stop"
+    for _ in $(seq 1 900); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.1; done
+    wait "$LOAD_PID" 2>/dev/null
+    LOAD_PID=""
+}
+
+# check_phase PHASE WHAT: the row-by-row checks of the results of PHASE.
+check_phase() {
+    local phase=$1 what=$2 total faults missing
+    if [ ! -s "$T/load-$phase.txt" ]; then
+        not_ok "$what: the load ran" "$(tail -n 5 "$T/load-$phase.err")"
+        return
+    fi
+    sed "s/^/$phase\t/" "$T/load-$phase.txt" >"$T/load-$phase.copy"
+    q -c "\\copy public.fault_results FROM '$T/load-$phase.copy'" >/dev/null
+    read -r total faults <<<"$(q -F ' ' -c "SELECT count(*), sum(n503 + nconn) FROM public.fault_results
+                                            WHERE phase = '$phase'")"
+    diag "$what: $total leads sent; $faults answers were 503 or connection errors (retried)"
+    is "$what: every lead was answered 201 in the end (none 500, none given up)" \
+        "$(q -c "SELECT string_agg(DISTINCT status, ',') FROM public.fault_results WHERE phase = '$phase'")" \
+        201
+    missing=$(q -c "SELECT count(*) FROM public.fault_results r
+                    WHERE r.phase = '$phase' AND r.status = '201' AND NOT EXISTS (
+                        SELECT 1 FROM leadintake.leads l
+                        WHERE l.id = r.lead_pk AND l.dialer_lead_id = r.dialer_lead_id)")
+    is "$what: every 201 a client received is a stored lead (row by row: its id and lead id)" \
+        "$missing" 0
+    is "$what: one lead per lead id, none extra" \
+        "$(q -c "SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id LIKE 'F$phase-%'")" "$total"
+    if [ "${faults:-0}" -gt 0 ]; then ok "$what: the fault was seen by the clients (${faults} retries)"
+    else not_ok "$what: the fault was seen by the clients" "no 503 and no connection error: the fault came after the load?"; fi
+}
+
+# wait_for_201 URL: up to 20 s for the shim to store again.
+wait_for_201() {
+    local code
+    for _ in $(seq 1 100); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "X-Dialer-Api-Key: $SECRET" \
+            -H 'Content-Type: application/json' --data-binary '{"user": "agent1", "lead_id": "F-probe"}' \
+            "$1/api/leads/from-dialer/")
+        [ "$code" = 201 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+if ! start_shim main 0 --pool-size 4; then
+    echo "1..1"; not_ok "the shim starts" "$(cat "$T/main.err")"; exit 1
+fi
+U=$URL_main
+
+# ---------------------------------------------------------------- 1. database restart
+load_start 1 "$U"
+sleep 1.5
+t0=$(date +%s%3N)
+if li_cluster_ctl "$CLUSTER" restart; then
+    diag "database restarted under load in $(($(date +%s%3N) - t0)) ms"
+else
+    diag "pg_ctl restart failed: $(cat "$CLUSTER/pg_ctl.log" 2>/dev/null)"
+    li_cluster_ctl "$CLUSTER" start
+fi
+wait_for_201 "$U" || diag "the shim did not store again within 20 s"
+sleep 1
+load_stop
+check_phase 1 "database restart under load"
+check_phase_ok=$(grep -c '"status":500' "$T/main.out")
+is "database restart: no request was answered 500 (the shim's request log)" "$check_phase_ok" 0
+
+# ---------------------------------------------------------------- 2. backends killed
+load_start 2 "$U"
+sleep 1
+killed=0
+for _ in 1 2 3 4 5; do
+    n=$(qpg -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE application_name = 'leadintake-shim' AND datname = '$DB'")
+    killed=$((killed + ${n:-0}))
+    sleep 0.4
+done
+diag "terminated $killed shim sessions"
+sleep 1
+load_stop
+check_phase 2 "the shim's database sessions killed under load"
+is "sessions killed: no request was answered 500" "$(grep -c '"status":500' "$T/main.out")" 0
+
+# ---------------------------------------------------------------- 3. SIGTERM of the shim
+if start_shim a "$FIXED_PORT" --pool-size 4 --drain-timeout 10; then
+    load_start 3 "$URL_a" close
+    sleep 1.5
+    kill -TERM "$PID_a"
+    # the port is free as soon as the old shim stops listening: the new one takes over
+    started=0
+    for _ in $(seq 1 50); do
+        if start_shim b "$FIXED_PORT" --pool-size 4; then started=1; break; fi
+        sleep 0.1
+    done
+    for _ in $(seq 1 300); do kill -0 "$PID_a" 2>/dev/null || break; sleep 0.05; done
+    wait "$PID_a"
+    rc=$?
+    is "SIGTERM under load: the old shim drained and exited 0" "$rc" 0
+    is "SIGTERM under load: a new shim took the same port" "$started" 1
+    sleep 1.5
+    load_stop
+    check_phase 3 "SIGTERM of the shim under load"
+    is "SIGTERM: every request the old shim took was answered (no status 0 in its log)" \
+        "$(grep -c '"status":0' "$T/a.out")" 0
+    is "SIGTERM: no request was answered 500" "$(cat "$T/a.out" "$T/b.out" | grep -c '"status":500')" 0
+    diag "old shim answered $(wc -l <"$T/a.out") requests, the new one $(wc -l <"$T/b.out")"
+else
+    not_ok "a shim on port $FIXED_PORT starts" "$(cat "$T/a.err")"
+fi
+
+# ---------------------------------------------------------------- 4. read-only database
+logged=$(q -c "SELECT count(*) FROM leadintake.intake_log")
+qpg -c "ALTER SYSTEM SET default_transaction_read_only = on" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+python3 - "$U" "$SECRET" >"$T/ro.txt" 2>&1 <<'EOF'
+import http.client, json, sys, threading, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+res, lock = [], threading.Lock()
+def run(i):
+    for j in range(10):
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=15)
+        try:
+            c.request("POST", "/api/leads/from-dialer/", headers={"X-Dialer-Api-Key": sys.argv[2],
+                      "Content-Type": "application/json"},
+                      body=json.dumps({"user": "agent1", "lead_id": "F4-%d-%d" % (i, j)}))
+            r = c.getresponse(); r.read()
+            s = "%d/%s" % (r.status, r.getheader("Retry-After"))
+        except Exception as e:
+            s = "error:" + type(e).__name__
+        with lock: res.append(s)
+t = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+[x.start() for x in t]; [x.join() for x in t]
+print(" ".join("%s=%d" % (k, res.count(k)) for k in sorted(set(res))))
+EOF
+is "read-only database: 40 requests, all 503 with Retry-After: 1 (none 500)" "$(cat "$T/ro.txt")" "503/1=40"
+health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$U/healthz")
+diag "read-only database: /healthz says $health (SELECT 1 still works)"
+is "read-only database: nothing was stored, not even a log row" \
+    "$(q -c "SELECT count(*) FROM leadintake.intake_log")" "$logged"
+# under load: read-only for a second more, then writable; every lead ends stored
+load_start 4 "$U"
+sleep 1
+qpg -c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1.5
+load_stop
+check_phase 4 "read-only database, then writable, under load"
+if wait_for_201 "$U"; then ok "writable again: the same shim stores again"
+else not_ok "writable again: the same shim stores again"; fi
+# the leads the 503s asked for, sent again: stored
+sent_again=$(python3 - "$U" "$SECRET" <<'EOF'
+import http.client, json, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=15)
+n = 0
+for i in range(4):
+    for j in range(10):
+        c.request("POST", "/api/leads/from-dialer/", headers={"X-Dialer-Api-Key": sys.argv[2],
+                  "Content-Type": "application/json"},
+                  body=json.dumps({"user": "agent1", "lead_id": "F4-%d-%d" % (i, j)}))
+        r = c.getresponse(); r.read()
+        n += r.status == 201
+print(n)
+EOF
+)
+is "writable again: the 40 requests answered 503, sent again, are 201 and stored" \
+    "$sent_again $(q -c "SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id ~ '^F4-[0-9]+-[0-9]+$'")" \
+    "40 40"
+is "read-only database: no request was answered 500" "$(grep -c '"status":500' "$T/main.out")" 0
+
+# ---------------------------------------------------------------- 5. slow clients
+if start_shim slow 0 --timeout 2 --max-connections 8 --threads 1; then
+    res=$(python3 - "$URL_slow" "$SECRET" <<'EOF'
+import http.client, json, socket, sys, time, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+socks = []
+t0 = time.time()
+for i in range(8):          # every connection the shim allows, each stuck in its headers
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    s.sendall(b"POST /api/leads/from-dialer/ HTTP/1.1\r\nHost: x\r\n")
+    socks.append(s)
+time.sleep(0.3)
+def normal(lead):
+    try:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=1.5)
+        c.request("POST", "/api/leads/from-dialer/", headers={"X-Dialer-Api-Key": sys.argv[2],
+                  "Content-Type": "application/json"}, body=json.dumps({"user": "agent1", "lead_id": lead}))
+        r = c.getresponse(); r.read()
+        return str(r.status)
+    except Exception as e:
+        return type(e).__name__
+during = normal("F5-during")
+closed = 0
+for s in socks:
+    s.settimeout(max(0.1, 8 - (time.time() - t0)))
+    try:
+        closed += s.recv(100) == b""
+    except ConnectionResetError:
+        closed += 1
+    except socket.timeout:
+        pass
+took = time.time() - t0
+after = normal("F5-after")
+print("closed=%d took=%.1f during=%s after=%s" % (closed, took, during, after))
+EOF
+)
+    diag "slow clients: $res"
+    [[ $res =~ closed=([0-9]+)\ took=([0-9.]+)\ during=([^ ]+)\ after=([^ ]+) ]]
+    is "slow clients: --timeout 2 closes all 8 connections stuck in their headers (--max-connections 8)" "${BASH_REMATCH[1]:-?}" 8
+    if [ -n "${BASH_REMATCH[2]:-}" ] && awk -v t="${BASH_REMATCH[2]}" 'BEGIN { exit !(t < 5) }'; then
+        ok "slow clients: ... within 5 s of their last byte (${BASH_REMATCH[2]} s)"
+    else
+        not_ok "slow clients: ... within 5 s" "took ${BASH_REMATCH[2]:-?} s"
+    fi
+    diag "slow clients: a normal request while all connections were taken: ${BASH_REMATCH[3]:-?}"
+    is "slow clients: once they are gone, a normal request is 201" "${BASH_REMATCH[4]:-?}" 201
+    # A client that keeps sending, one byte at a time, is never idle: libmicrohttpd's
+    # connection timeout (--timeout) does not end it, although --help and docs/shim.md say
+    # "idle (or too slow)". Reported, not counted.
+    trickle=$(python3 - "$URL_slow" <<'EOF'
+import socket, sys, time, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+s = socket.create_connection((u.hostname, u.port), timeout=10)
+req = b"POST /api/leads/from-dialer/ HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"x" * 100
+t0 = time.time()
+try:
+    for b in req:
+        s.send(bytes([b]))
+        time.sleep(0.5)
+        if time.time() - t0 > 6:
+            break
+    s.settimeout(0.5)
+    print("closed" if s.recv(10) == b"" else "answered")
+except (socket.timeout, BlockingIOError):
+    print("open after %.0f s" % (time.time() - t0))
+except OSError:
+    print("closed")
+EOF
+)
+    if [ "$trickle" = closed ]; then
+        ok "slow clients: a client trickling a byte every 0.5 s is closed by --timeout 2"
+    else
+        todo "slow clients: a client trickling a byte every 0.5 s is closed by --timeout 2 (it is $trickle)" \
+            "shim: --timeout is an idle timeout only (libmicrohttpd); a slow-loris client holds its connection"
+    fi
+    stop_pid "$PID_slow"
+else
+    not_ok "the shim with --timeout 2 starts" "$(cat "$T/slow.err")"
+fi
+
+leaks=$(cat "$T"/*.out "$T"/*.err | grep -c -- "$SECRET")
+is "no API key in any shim output" "$leaks" 0
+q -c "DROP TABLE public.fault_results" >/dev/null 2>&1
+echo "1..$N"
+[ "$FAILED" -eq 0 ]
