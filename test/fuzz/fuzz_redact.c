@@ -57,12 +57,12 @@ unredacted(const char *s)
 				continue;
 			if (s[j] == '"' || s[j] == '\'')
 				j++;
-			while (s[j] == ' ' || s[j] == '\t' || (fuzz_strict() && (s[j] == '\n' || s[j] == '\r')))
+			while (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r')
 				j++;
 			if (s[j] != ':' && s[j] != '=')
 				continue;
 			j++;
-			while (s[j] == ' ' || s[j] == '\t' || (fuzz_strict() && (s[j] == '\n' || s[j] == '\r')))
+			while (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r')
 				j++;
 			if (strncmp(s + j, "\"[redacted]\"", 12) != 0)
 				return i;
