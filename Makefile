@@ -3,7 +3,7 @@
 
 EXTENSION = leadintake
 MODULE_big = leadintake
-OBJS = extension/leadintake.o extension/fields.o extension/payload.o \
+OBJS = extension/leadintake.o extension/fields.o extension/payload.o extension/notifier.o \
        extension/phone.o extension/agents.o extension/store.o extension/result.o
 DATA = $(wildcard extension/leadintake--*.sql)
 

@@ -24,6 +24,8 @@ void
 _PG_init(void)
 {
 	li_define_phone_guc();
+	li_define_notifier();
+	li_define_agent_cache();
 	MarkGUCPrefixReserved("leadintake");
 }
 

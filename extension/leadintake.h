@@ -150,6 +150,7 @@ typedef struct Agent
 
 extern bool li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent,
 							 char **error);
+extern void li_define_agent_cache(void);
 
 /* The outcome of one intake, whichever entry it came through. */
 typedef struct Intake
@@ -178,6 +179,10 @@ typedef struct Intake
 extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
 extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
 extern void li_log(Intake *in);
+
+/* notifier.c */
+extern void li_define_notifier(void);
+extern void li_notify(const char *payload);
 extern char *li_error_text(Intake *in);
 
 /* result.c */
@@ -187,6 +192,8 @@ typedef struct LeadAgent
 	const char *username;
 	const char *name;
 } LeadAgent;
+
+extern void li_agent_by_id(int64 id, LeadAgent *out);
 
 extern void li_fail(Intake *in, int status, int sqlstate, char *error, List *details);
 extern void li_error_response(Intake *in, MemoryContext outer);

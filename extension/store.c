@@ -5,7 +5,6 @@
 #include "leadintake.h"
 
 #include "catalog/pg_type_d.h"
-#include "commands/async.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -32,8 +31,7 @@ enum
 /* At most this many rounds of "someone else created it first" before giving up. */
 #define MAX_ATTEMPTS 8
 
-static SPIPlanPtr find_plan, claim_plan, lock_claim_plan, insert_plan, update_plan, agent_plan,
-	log_plan;
+static SPIPlanPtr find_plan, claim_plan, lock_claim_plan, insert_plan, update_plan, log_plan;
 static int nparams;
 static Oid param_types[MAX_PARAMS];
 static FieldId param_field[MAX_PARAMS];
@@ -109,7 +107,6 @@ prepare_plans(void)
 		"SELECT id, first_name, middle_initial, last_name, phone, phone_code"
 		"  FROM leadintake.leads";
 	Oid two_text[2] = {TEXTOID, TEXTOID};
-	Oid int8_type = INT8OID;
 	Oid log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID,   INETOID,  INT4OID, TEXTOID,
 						 INT8OID,        BOOLOID, FLOAT8OID, JSONBOID, TEXTOID};
 	StringInfoData ins, upd;
@@ -133,9 +130,6 @@ prepare_plans(void)
 	lock_claim_plan = li_keep_plan("SELECT 1 FROM leadintake.phone_claims"
 								   " WHERE phone_e164 OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 								   1, two_text);
-	agent_plan = li_keep_plan("SELECT username, coalesce(display_name, username)"
-							  " FROM leadintake.agents WHERE id OPERATOR(pg_catalog.=) $1",
-							  1, &int8_type);
 
 	param_types[P_ID] = INT8OID;
 	param_types[P_FULL_NAME] = TEXTOID;
@@ -308,8 +302,8 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 }
 
 /*
- * NOTIFY leadintake_lead, once per stored call; PostgreSQL delivers it at commit and drops
- * it on rollback, so a dashboard never hears of a lead that was not stored.
+ * NOTIFY leadintake_lead, once per stored call (notifier.c): sent only after commit, so a
+ * dashboard never hears of a lead that was not stored.
  */
 static void
 notify(Intake *in, int64 log_id)
@@ -325,7 +319,7 @@ notify(Intake *in, int64 log_id)
 		appendStringInfoString(&buf, "null");
 	/* The log id makes each call's notification distinct: PostgreSQL folds equal ones. */
 	appendStringInfo(&buf, ", \"log_id\": " INT64_FORMAT "}", log_id);
-	Async_Notify("leadintake_lead", buf.data);
+	li_notify(buf.data);
 }
 
 /*
@@ -347,13 +341,7 @@ assigned_agent(HeapTuple lead, TupleDesc desc, Agent *resolved, LeadAgent *out)
 		out->name = resolved->display_name ? resolved->display_name : resolved->username;
 		return;
 	}
-	if (SPI_execute_plan(agent_plan, &id, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "agent look-up failed");
-	if (SPI_processed == 1)
-	{
-		out->username = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		out->name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	}
+	li_agent_by_id(DatumGetInt64(id), out);
 }
 
 static char *

@@ -77,7 +77,9 @@ li_port_in_use "$PG_PORT" \
     && li_die "port $PG_PORT is in use: set LEADINTAKE_DEMO_PORT to a free port"
 WORK=$(mktemp -d /tmp/leadintake-demo.XXXXXX) || li_die "mktemp failed"
 chmod 755 "$WORK"
-li_start_cluster "$WORK/pg" "$PG_PORT" || li_die "could not start PostgreSQL on port $PG_PORT"
+# Preloaded, as in production: lead notifications are sent in batches (README, "Notifications").
+li_start_cluster "$WORK/pg" "$PG_PORT" -c shared_preload_libraries=leadintake \
+    || li_die "could not start PostgreSQL on port $PG_PORT"
 SOCK=$(li_sockdir "$WORK/pg")
 
 li_psql "$WORK/pg" "$PG_PORT" -d postgres -c 'CREATE DATABASE leadintake' \

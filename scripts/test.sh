@@ -170,7 +170,11 @@ chmod 755 "$WORK"
 started=0
 for _ in 1 2 3; do
     PORT=${LEADINTAKE_TEST_PORT:-$(li_free_port)} || break
-    if li_start_cluster "$WORK/pg" "$PORT"; then started=1; break; fi
+    # Preloaded as the README advises for production: notifications are batched (notifier.c);
+    # test/e2e/notify_per_call.sh covers a cluster without it.
+    if li_start_cluster "$WORK/pg" "$PORT" -c shared_preload_libraries=leadintake; then
+        started=1; break
+    fi
     li_remove_cluster "$WORK/pg"
     [ -n "${LEADINTAKE_TEST_PORT:-}" ] && break
 done

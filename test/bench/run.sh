@@ -120,7 +120,7 @@ b_record meta.versions - "$(pgbench --version | head -n1); $(wrk -v 2>&1 | head 
 step "cluster"
 PORT=$(li_free_port 54320 54399) || fail "no free port"
 SETTINGS=(-c fsync=on -c synchronous_commit=on -c shared_buffers=256MB
-          -c max_connections=200 -c shared_preload_libraries=pg_stat_statements)
+          -c max_connections=200 -c shared_preload_libraries=pg_stat_statements,leadintake)
 if unshare -m --propagation private true 2>/dev/null; then
     # shellcheck disable=SC2016  # expanded by the inner bash
     unshare -m --propagation private bash -c '

@@ -45,7 +45,7 @@ diag() { printf '# %s\n' "$*"; }
 
 cleanup() {
     [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    [ -n "$T" ] && rm -rf -- "$T"
+    [ -n "$T" ] && [ -z "${KEEP:-}" ] && rm -rf -- "$T"
 }
 trap cleanup EXIT
 
@@ -67,7 +67,7 @@ else
     sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 fi
 
-echo "1..43"
+echo "1..47"
 
 if ! sql >"$T/setup.out" 2>&1 <<'EOF'
 CREATE EXTENSION IF NOT EXISTS dblink;
@@ -85,40 +85,63 @@ fi
 cat >"$T/session.sql" <<'EOF'
 LISTEN leadintake_lead;
 CREATE TEMP TABLE heard (n serial, payload text);
+SELECT 'SESSION-PID:' || pg_backend_pid();
+SELECT 'MODE:' || mode FROM leadintake.notify_status();
+-- Batched, a call's notification comes from the notifier shortly after commit: each segment
+-- waits until nothing is left to send, then a query collects what arrived meanwhile.
+\set settle 'DO $d$ BEGIN FOR i IN 1..1000 LOOP EXIT WHEN (SELECT waiting FROM leadintake.notify_status()) = 0; PERFORM pg_sleep(0.01); END LOOP; END $d$'
 
 \echo ==create
 SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-1","first_name":"Nora"}');
+:settle;
+SELECT 1 WHERE false;
 \echo ==update
 SELECT 1 FROM leadintake_from_dialer('{"dialer_user_id":"1001","lead_id":"N-1","last_name":"North"}');
+:settle;
+SELECT 1 WHERE false;
 \echo ==agent2
 SELECT 1 FROM leadintake_from_dialer('{"dialer_user_id":"1002","lead_id":"N-2"}');
+:settle;
+SELECT 1 WHERE false;
 \echo ==rollback
 BEGIN;
 SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-RB"}');
 ROLLBACK;
+:settle;
+SELECT 1 WHERE false;
 \echo ==rollback-http
 BEGIN;
 SELECT status FROM leadintake.http_intake(convert_to('{"user":"agent1","lead_id":"N-RBH"}', 'UTF8'), 'k', NULL);
 ROLLBACK;
+:settle;
+SELECT 1 WHERE false;
 \echo ==error-in-tx
 BEGIN;
 SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-ERR"}');
 SELECT 1 FROM leadintake_from_dialer('{"user":"nobody"}');
 COMMIT;
+:settle;
+SELECT 1 WHERE false;
 \echo ==tx-listener
 -- The second session starts listening now: it hears only what commits from here on.
 SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s user=%s',
     trim(split_part(current_setting('unix_socket_directories'), ',', 1)),
     current_setting('port'), current_database(), current_user)) IS NOT NULL AS connected;
 SELECT dblink_exec('listener', 'LISTEN leadintake_lead');
+:settle;
+SELECT 1 WHERE false;
 \echo ==tx-begin
 BEGIN;
 SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-TX"}');
 SELECT pg_sleep(0.3);
 INSERT INTO heard (payload) SELECT extra FROM dblink_get_notify('listener') WHERE notify_name = 'leadintake_lead';
 SELECT 'OPEN-HEARD:' || count(*) FROM heard;
+:settle;
+SELECT 1 WHERE false;
 \echo ==tx-commit
 COMMIT;
+:settle;
+SELECT 1 WHERE false;
 \echo ==tx-after
 DO $$
 DECLARE
@@ -135,30 +158,50 @@ BEGIN
     SELECT extra FROM dblink_get_notify('listener') WHERE notify_name = 'leadintake_lead';
 END $$;
 SELECT 'COMMITTED-HEARD:' || payload FROM heard ORDER BY n;
+:settle;
+SELECT 1 WHERE false;
 \echo ==sql-400
 SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-400","email":"not an address"}');
+:settle;
+SELECT 1 WHERE false;
 \echo ==sql-404
 SELECT 1 FROM leadintake_from_dialer('{"user":"nobody","lead_id":"N-404"}');
+:settle;
+SELECT 1 WHERE false;
 \echo ==sql-identity
 SELECT 1 FROM leadintake_from_dialer('{"lead_id":"N-NOID"}');
+:settle;
+SELECT 1 WHERE false;
 \echo ==http-201
 SELECT status FROM leadintake.http_intake(convert_to('{"user":"agent2","lead_id":"N-H","first_name":"Hugo"}', 'UTF8'), 'k', '10.0.0.9');
+:settle;
+SELECT 1 WHERE false;
 \echo ==http-400
 SELECT status FROM leadintake.http_intake(convert_to('{"user":"agent2","email":"x"}', 'UTF8'), 'k', NULL);
+:settle;
+SELECT 1 WHERE false;
 \echo ==http-404
 SELECT status FROM leadintake.http_intake(convert_to('{"user":"nobody"}', 'UTF8'), 'k', NULL);
+:settle;
+SELECT 1 WHERE false;
 \echo ==http-notjson
 SELECT status FROM leadintake.http_intake(convert_to('{"user":', 'UTF8'), 'k', NULL);
+:settle;
+SELECT 1 WHERE false;
 \echo ==bulk
 SELECT count(leadintake_from_dialer(p)) FROM (VALUES
     ('{"user":"agent1","lead_id":"N-B1"}'::jsonb),
     ('{"user":"agent2","lead_id":"N-B2"}'),
     ('{"dialer_user_id":"1001","lead_id":"N-B3"}')) AS v (p);
+:settle;
+SELECT 1 WHERE false;
 \echo ==bulk-same
 SELECT count(leadintake_from_dialer(p)) FROM (VALUES
     ('{"user":"agent1","lead_id":"N-S","comments":"one"}'::jsonb),
     ('{"user":"agent1","lead_id":"N-S","comments":"one"}'),
     ('{"user":"agent1","lead_id":"N-S","comments":"one"}')) AS v (p);
+:settle;
+SELECT 1 WHERE false;
 \echo ==savepoint
 BEGIN;
 SAVEPOINT s;
@@ -166,6 +209,8 @@ SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-SP1"}');
 ROLLBACK TO SAVEPOINT s;
 SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-SP2"}');
 COMMIT;
+:settle;
+SELECT 1 WHERE false;
 \echo ==enqueue
 INSERT INTO leadintake.inbox (payload) VALUES
     ('{"user":"agent1","lead_id":"N-Q1"}'),
@@ -173,14 +218,22 @@ INSERT INTO leadintake.inbox (payload) VALUES
     ('{"user":"agent2","lead_id":"N-Q3"}'),
     ('{"user":"nobody","lead_id":"N-Q4"}'),
     ('{"dialer_user_id":"1002","lead_id":"N-Q5"}');
+:settle;
+SELECT 1 WHERE false;
 \echo ==inbox-rollback
 BEGIN;
 SELECT count(*) FROM leadintake.process_inbox(100);
 ROLLBACK;
+:settle;
+SELECT 1 WHERE false;
 \echo ==inbox
 SELECT count(*) FROM leadintake.process_inbox(100);
+:settle;
+SELECT 1 WHERE false;
 \echo ==replay
 SELECT leadintake.replay((SELECT max(id) FROM leadintake.intake_log WHERE source = 'http' AND status = 201)) ->> 'created';
+:settle;
+SELECT 1 WHERE false;
 \echo ==end
 EOF
 
@@ -301,6 +354,26 @@ log1=$(sql -c "SELECT min(id) FROM leadintake.intake_log WHERE lead_id = $id1")
 is "the payloads are the exact text {\"id\": N, \"created\": B, \"agent\": \"U\", \"log_id\": L}" \
     "$(payloads create)" "{\"id\": $id1, \"created\": true, \"agent\": \"agent1\", \"log_id\": $log1}"
 
+# Who sends: preloaded, the notifier worker in its own transactions; else each call's own.
+preloaded=$(sql -c "SELECT current_setting('shared_preload_libraries') ~ '(^|[ ,])leadintake($|[ ,])'")
+mode=$(sed -n 's/^MODE://p' "$T/session.out")
+if [ "$preloaded" = t ]; then expected_mode=batched; else expected_mode="per call"; fi
+is "notify_status reports mode '$expected_mode' (leadintake preloaded: $preloaded)" "$mode" "$expected_mode"
+spid=$(sed -n 's/^SESSION-PID://p' "$T/session.out")
+senders=$(sed -n 's/^Asynchronous notification "leadintake_lead" .* received from server process with PID \([0-9]*\)\.$/\1/p' "$T/session.out" | sort -u)
+if [ "$expected_mode" = batched ]; then
+    # (a worker leaves after 2 s idle and the next call starts another, so maybe several)
+    is "batched: no notification came from the calling session, all from a notifier" \
+        "$(printf '%s\n' "$senders" | grep -c "^$spid\$") $([ -n "$senders" ] && echo some)" "0 some"
+    wp=$(sql -c "SELECT coalesce(worker_pid::text, '') FROM leadintake.notify_status()")
+    is "... the worker notify_status names, if one runs, is the last of them" \
+        "$({ [ -z "$wp" ] || [ "$wp" = "$(printf '%s\n' "$senders" | tail -n1)" ]; } && echo yes || echo "no: $wp, not $senders")" yes
+else
+    is "per call: every notification came from the calling session itself" "$senders" "$spid"
+    is "... and nothing waits: waiting is 0, no worker" \
+        "$(sql -c "SELECT waiting || ' ' || (worker_pid IS NULL) FROM leadintake.notify_status()")" "0 true"
+fi
+
 # Totals: every successful, committed call notified once, nothing else did.
 committed=$(sql -c "SELECT count(*) FROM leadintake.intake_log WHERE status = 201")
 all=$(grep -c '^Asynchronous notification "leadintake_lead"' "$T/session.out")
@@ -337,4 +410,4 @@ is "... with its payload" \
     "$(sed -n 's/^Asynchronous notification "leadintake_lead" with payload "\(.*\)" received from server process with PID [0-9]*\.$/\1/p' "$T/listener.out" | norm)" \
     "$(expect "$(lead_id N-L)" true agent2)"
 
-[ "$N" -eq 43 ] || diag "ran $N assertions, planned 43"
+[ "$N" -eq 47 ] || diag "ran $N assertions, planned 47"

@@ -1,6 +1,7 @@
 -- test/pgtap/upgrade.sql: a database created at version 1.0 and updated with
--- `ALTER EXTENSION leadintake UPDATE` keeps its data, runs the 1.1 functions on it, and ends
--- with exactly the objects of a fresh `CREATE EXTENSION leadintake` (1.1) (issue 4).
+-- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2) keeps its data, runs the 1.1 and 1.2
+-- functions on it, and ends with exactly the objects of a fresh `CREATE EXTENSION leadintake`
+-- (the default version, 1.2) (issues 4 and 5).
 --
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink, and runs under pg_prove (psql, ON_ERROR_STOP). Each file
@@ -21,7 +22,7 @@
 -- described again: both must be identical, kind by kind.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(74);
+SELECT plan(75);
 
 CREATE FUNCTION pg_temp.describe() RETURNS TABLE (kind text, item text)
 LANGUAGE sql AS $$
@@ -224,8 +225,10 @@ SELECT results_eq('SELECT t, n FROM data_10',
 
 -- ================================================================ ALTER EXTENSION UPDATE
 SELECT lives_ok('ALTER EXTENSION leadintake UPDATE', 'ALTER EXTENSION leadintake UPDATE');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.1',
-    'the extension is now at 1.1');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.2',
+    'the extension is now at 1.2');
+SELECT is((SELECT mode IN ('batched', 'per call') AND waiting >= 0 FROM leadintake.notify_status()),
+    true, 'the 1.2 function notify_status works on the updated database');
 SELECT results_eq('SELECT t, n, sum FROM pg_temp.data()', 'SELECT t, n, sum FROM data_10',
     'every row of every table is still there, unchanged');
 
@@ -261,12 +264,12 @@ SELECT ok(has_function_privilege('leadintake_shim', 'leadintake.http_intake(byte
           AND has_table_privilege('leadintake_reader', 'leadintake.leads', 'SELECT'),
     'the 1.1 roles have their grants on the updated objects');
 
--- ================================================================ the same objects as a fresh 1.1
+-- ================================================================ the same objects as a fresh 1.2
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.describe();
 DROP EXTENSION leadintake CASCADE;
 CREATE EXTENSION leadintake;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.1',
-    'a fresh CREATE EXTENSION leadintake installs 1.1');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.2',
+    'a fresh CREATE EXTENSION leadintake installs 1.2');
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.describe();
 
 CREATE TEMP TABLE kinds (kind text PRIMARY KEY);
@@ -275,15 +278,15 @@ INSERT INTO kinds VALUES ('member'), ('extension'), ('relation'), ('column'), ('
     ('schema'), ('schema acl'), ('init privs'), ('trigger'), ('comment'), ('type'), ('role');
 
 SELECT ok((SELECT count(*) FROM fresh f WHERE f.kind = k.kind) > 0,
-          'the description of a fresh 1.1 has ' || k.kind || ' rows')
+          'the description of a fresh 1.2 has ' || k.kind || ' rows')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM upgraded WHERE kind = %L
                          EXCEPT ALL SELECT item FROM fresh WHERE kind = %L$$, k.kind, k.kind),
-                'updated from 1.0: no ' || k.kind || ' that a fresh 1.1 lacks')
+                'updated from 1.0: no ' || k.kind || ' that a fresh 1.2 lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM fresh WHERE kind = %L
                          EXCEPT ALL SELECT item FROM upgraded WHERE kind = %L$$, k.kind, k.kind),
-                'fresh 1.1: no ' || k.kind || ' that the updated database lacks')
+                'fresh 1.2: no ' || k.kind || ' that the updated database lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty($$SELECT kind FROM (SELECT kind FROM upgraded UNION SELECT kind FROM fresh) AS u
                    WHERE kind NOT IN (SELECT kind FROM kinds)
