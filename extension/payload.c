@@ -326,6 +326,34 @@ is_word_char(char c)
 }
 
 /*
+ * Where secret name ends if text at s + i spells it, case-insensitively, each character
+ * written as itself or as a JSON \uXXXX escape (JSON allows either in a key); else -1.
+ */
+static int
+match_name(const char *s, int i, const char *name)
+{
+	for (; *name; name++)
+	{
+		int c;
+
+		if (s[i] == '\\' && s[i + 1] == 'u' && isxdigit((unsigned char) s[i + 2]) &&
+			isxdigit((unsigned char) s[i + 3]) && isxdigit((unsigned char) s[i + 4]) &&
+			isxdigit((unsigned char) s[i + 5]))
+		{
+			char hex[5] = {s[i + 2], s[i + 3], s[i + 4], s[i + 5], '\0'};
+
+			c = (int) strtol(hex, NULL, 16);
+			i += 6;
+		}
+		else
+			c = (unsigned char) s[i++];
+		if (c > 127 || pg_tolower((unsigned char) c) != pg_tolower((unsigned char) *name))
+			return -1;
+	}
+	return i;
+}
+
+/*
  * A body that is not JSON is kept as text, so its secrets are found by name: a secret key
  * followed by ':' or '=' has its value replaced, in JSON-ish and form-ish text alike.
  */
@@ -343,10 +371,9 @@ li_redact_text(const char *s)
 		if (i == 0 || !is_word_char(s[i - 1]))
 			for (int n = 0; n < LI_NSECRETS && value_start < 0; n++)
 			{
-				int len = strlen(li_secrets[n]);
-				int j = i + len;
+				int j = match_name(s, i, li_secrets[n]);
 
-				if (pg_strncasecmp(s + i, li_secrets[n], len) != 0 || is_word_char(s[j]))
+				if (j < 0 || is_word_char(s[j]))
 					continue;
 				if (s[j] == '"' || s[j] == '\'')
 					j++;

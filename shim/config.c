@@ -74,7 +74,8 @@ static const Setting settings[] = {
 	 "PEM certificate (chain): serve HTTPS (needs --tls-key)"},
 	{OPT_TLS_KEY, "tls-key", "LEADINTAKE_TLS_KEY", "FILE", "PEM private key of --tls-cert"},
 	{OPT_TIMEOUT, "timeout", "LEADINTAKE_TIMEOUT", "SECONDS",
-	 "close a connection idle (or too slow) this long (default 15)"},
+	 "close a connection idle this long, or one whose request is not all in this long "
+	 "after it began: slow clients (default 15)"},
 	{OPT_THREADS, "threads", "LEADINTAKE_THREADS", "N",
 	 "HTTP threads; they never wait on the database (default 2)"},
 	{OPT_MAX_CONNECTIONS, "max-connections", "LEADINTAKE_MAX_CONNECTIONS", "N",

@@ -1,17 +1,20 @@
 /*
- * http.c: the HTTP side on libmicrohttpd: routes, methods (405), 404, 403, 401, 415, 413, 429
- * and the answers; an intake request becomes exactly one call of leadintake.http_intake.
+ * http.c: the HTTP side on libmicrohttpd: routes, methods (405), 404, 403, 401, 415, 413, 429,
+ * the answers, TLS versions and the whole-request deadline; an intake request becomes exactly
+ * one call of leadintake.http_intake.
  */
 #include "shim.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define INTAKE_PATH "/api/leads/from-dialer"
@@ -22,6 +25,19 @@
  * that the client gets its 413; past this many more bytes the connection is just closed.
  */
 #define DISCARD_LIMIT (1024 * 1024)
+
+/* TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996). GnuTLS priority string. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* How often the sweeper looks for connections past their deadline. */
+#define SWEEP_INTERVAL_MS 100
+
+/*
+ * Between keep-alive requests the deadline is this much later than the idle limit, so that
+ * a connection that is merely idle is closed by the idle limit (quietly) and only one that
+ * keeps sending bytes of a request line is closed (and reported) by the sweeper.
+ */
+#define NEXT_REQUEST_GRACE 1.0
 
 typedef enum Route
 {
@@ -70,6 +86,201 @@ typedef struct Request
 } Request;
 
 static atomic_bool draining;
+
+/* ---------------------------------------------------------------- the request deadline */
+
+/*
+ * libmicrohttpd's connection timeout (--timeout) counts idle time only: a client sending a
+ * byte now and then would keep its connection for ever (slow-loris). So each connection also
+ * has a deadline by which the request it is sending must be completely received: --timeout
+ * after the accept for its first request; on a keep-alive connection, --timeout (plus
+ * NEXT_REQUEST_GRACE) after the previous answer for the next request line, then --timeout
+ * after that line for the rest (libmicrohttpd shows no earlier byte of a request). There is
+ * no deadline while the answer is made and sent. A sweeper thread shuts down the socket of a
+ * connection past its deadline; libmicrohttpd then sees the end of the stream and closes the
+ * connection as usual (its request, if its line came, is logged with status 0).
+ *
+ * The table is only changed under conns_lock, and an entry leaves it in
+ * MHD_CONNECTION_NOTIFY_CLOSED, which libmicrohttpd 0.9.75 calls before it closes the socket:
+ * the sweeper, which calls shutdown() under the same lock, never touches an fd number that
+ * another connection reuses.
+ */
+typedef struct Conn
+{
+	struct Conn *prev;
+	struct Conn *next;
+	int fd;
+	double deadline;    /* monotonic seconds; 0: none (the request is in) */
+	bool rearm_at_line; /* keep-alive: the deadline restarts at the next request line */
+	bool expired;       /* shut down by the sweeper */
+	char client[64];
+} Conn;
+
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static Conn *conns;
+static pthread_t sweeper;
+static bool sweeper_running;
+static atomic_bool sweeper_stop;
+
+static Conn *
+conn_of(struct MHD_Connection *con)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* The request of con is completely received: no deadline until the answer is sent. */
+static void
+deadline_clear(struct MHD_Connection *con)
+{
+	Conn *c = conn_of(con);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&conns_lock);
+	c->deadline = 0;
+	c->rearm_at_line = false;
+	pthread_mutex_unlock(&conns_lock);
+}
+
+/* A request line arrived: on a keep-alive connection, the request's own deadline starts. */
+static void
+deadline_request_line(struct MHD_Connection *con)
+{
+	Conn *c = conn_of(con);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&conns_lock);
+	if (c->rearm_at_line && !c->expired)
+	{
+		c->deadline = now_monotonic() + shim_config.timeout;
+		c->rearm_at_line = false;
+	}
+	pthread_mutex_unlock(&conns_lock);
+}
+
+/* The answer is sent (or the request ended otherwise): the next request line is awaited. */
+static void
+deadline_next_request(struct MHD_Connection *con)
+{
+	Conn *c = conn_of(con);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&conns_lock);
+	if (!c->expired)
+	{
+		c->deadline = now_monotonic() + shim_config.timeout + NEXT_REQUEST_GRACE;
+		c->rearm_at_line = true;
+	}
+	pthread_mutex_unlock(&conns_lock);
+}
+
+static void
+notify_connection(void *cls, struct MHD_Connection *con, void **socket_context,
+				  enum MHD_ConnectionNotificationCode toe)
+{
+	Conn *c;
+	const union MHD_ConnectionInfo *ci;
+
+	(void) cls;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+	{
+		c = *socket_context;
+		if (c == NULL)
+			return;
+		pthread_mutex_lock(&conns_lock);
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		pthread_mutex_unlock(&conns_lock);
+		*socket_context = NULL;
+		free(c);
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+	c = calloc(1, sizeof(Conn));
+	if (c == NULL || ci == NULL)
+	{
+		/* no deadline could be kept: refuse the connection rather than serve it unbounded */
+		log_msg("out of memory: closing a new connection");
+		if (ci)
+			shutdown(ci->connect_fd, SHUT_RDWR);
+		free(c);
+		return;
+	}
+	c->fd = ci->connect_fd;
+	c->deadline = now_monotonic() + shim_config.timeout;
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci)
+		sockaddr_text(ci->client_addr, c->client, sizeof(c->client));
+	pthread_mutex_lock(&conns_lock);
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	pthread_mutex_unlock(&conns_lock);
+	*socket_context = c;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* The sweeper thread: shuts down the connections past their deadline. */
+static void *
+sweep(void *arg)
+{
+	enum
+	{
+		LOG_MAX = 8 /* addresses logged per sweep; the rest are counted */
+	};
+	char clients[LOG_MAX][64];
+
+	(void) arg;
+	while (!atomic_load(&sweeper_stop))
+	{
+		double now;
+		int n = 0;
+		Conn *c;
+
+		sleep_ms(SWEEP_INTERVAL_MS);
+		now = now_monotonic();
+		pthread_mutex_lock(&conns_lock);
+		for (c = conns; c != NULL; c = c->next)
+		{
+			if (c->deadline == 0 || c->deadline > now || c->expired)
+				continue;
+			shutdown(c->fd, SHUT_RDWR);
+			c->expired = true;
+			c->deadline = 0;
+			if (n < LOG_MAX)
+				memcpy(clients[n], c->client, sizeof(clients[n]));
+			n++;
+		}
+		pthread_mutex_unlock(&conns_lock);
+		/* logged outside the lock: stderr may be slow */
+		for (int i = 0; i < n && i < LOG_MAX; i++)
+			log_msg("closing a connection from %s: its request was not received within "
+					"--timeout (%u s)",
+					clients[i][0] ? clients[i] : "an unknown address", shim_config.timeout);
+		if (n > LOG_MAX)
+			log_msg("... and %d more connections, for the same reason", n - LOG_MAX);
+	}
+	return NULL;
+}
 
 /* ---------------------------------------------------------------- answers */
 
@@ -517,8 +728,13 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 		return MHD_NO; /* out of memory when the request began */
 	if (!req->started)
 	{
+		enum MHD_Result ret;
+
 		req->started = true;
-		return first_call(con, req, url, method);
+		ret = first_call(con, req, url, method);
+		if (req->status != 0)
+			deadline_clear(con); /* answered early: libmicrohttpd reads no body */
+		return ret;
 	}
 	if (*upload_data_size > 0)
 	{
@@ -527,6 +743,8 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 		*upload_data_size = 0;
 		return ret;
 	}
+	/* the last call: the whole request is in */
+	deadline_clear(con);
 	if (req->submitted)
 	{
 		/* resumed: the worker is done */
@@ -550,6 +768,7 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 	const char *q;
 
 	(void) cls;
+	deadline_request_line(con);
 	if (req == NULL)
 		return NULL;
 	req->start = now_monotonic();
@@ -585,8 +804,8 @@ request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
 	double seconds;
 
 	(void) cls;
-	(void) con;
 	(void) toe;
+	deadline_next_request(con);
 	if (req == NULL)
 		return;
 	*req_cls = NULL;
@@ -630,8 +849,11 @@ http_start(void)
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 						 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	uint16_t port;
-	struct MHD_OptionItem tls[3] = {
-		{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+	struct MHD_Daemon *d;
+	struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL},
+									{MHD_OPTION_END, 0, NULL},
+									{MHD_OPTION_END, 0, NULL},
+									{MHD_OPTION_END, 0, NULL}};
 
 	if (c->listen_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -642,19 +864,45 @@ http_start(void)
 		tls[0].ptr_value = c->tls_cert_pem;
 		tls[1].option = MHD_OPTION_HTTPS_MEM_KEY;
 		tls[1].ptr_value = c->tls_key_pem;
+		tls[2].option = MHD_OPTION_HTTPS_PRIORITIES;
+		tls[2].ptr_value = TLS_PRIORITIES;
 	}
 	/* the port is in the address; given here too, for libmicrohttpd's messages */
 	port = c->listen_addr.ss_family == AF_INET6
 			   ? ntohs(((const struct sockaddr_in6 *) &c->listen_addr)->sin6_port)
 			   : ntohs(((const struct sockaddr_in *) &c->listen_addr)->sin_port);
-	return MHD_start_daemon(
+	d = MHD_start_daemon(
 		flags, port, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *) &c->listen_addr,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) c->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int) c->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned int) c->max_connections,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024), MHD_OPTION_URI_LOG_CALLBACK,
-		request_begins, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_ends, NULL, MHD_OPTION_ARRAY,
-		tls, MHD_OPTION_END);
+		request_begins, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_ends, NULL,
+		MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL, MHD_OPTION_ARRAY, tls,
+		MHD_OPTION_END);
+	if (d == NULL)
+		return NULL;
+	atomic_store(&sweeper_stop, false);
+	if (pthread_create(&sweeper, NULL, sweep, NULL) != 0)
+	{
+		log_msg("cannot start the thread that enforces --timeout");
+		MHD_stop_daemon(d);
+		return NULL;
+	}
+	sweeper_running = true;
+	return d;
+}
+
+void
+http_stop(struct MHD_Daemon *d)
+{
+	MHD_stop_daemon(d); /* closes every connection: the table is empty after it */
+	if (sweeper_running)
+	{
+		atomic_store(&sweeper_stop, true);
+		pthread_join(sweeper, NULL);
+		sweeper_running = false;
+	}
 }
 
 void

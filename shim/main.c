@@ -4,7 +4,6 @@
  */
 #include "shim.h"
 
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -112,7 +111,7 @@ main(int argc, char **argv)
 	deadline = now_monotonic() + 2;
 	while (metrics_inflight() > 0 && now_monotonic() < deadline)
 		sleep_ms(20);
-	MHD_stop_daemon(daemon);
+	http_stop(daemon);
 	pool_shutdown();
 	log_msg("stopped");
 	return 0;

@@ -34,7 +34,7 @@ typedef struct ShimConfig
 	const char *tls_key;
 	char *tls_cert_pem; /* file contents, when TLS is on */
 	char *tls_key_pem;
-	unsigned timeout; /* seconds a connection may stay idle */
+	unsigned timeout; /* seconds a connection may stay idle, or take to send a request */
 	unsigned threads; /* MHD worker threads */
 	unsigned max_connections;
 	unsigned pool_size;        /* database connections */
@@ -221,6 +221,8 @@ struct MHD_Daemon;
 
 /* Starts the HTTP daemon with the configuration; NULL on failure (message on stderr). */
 extern struct MHD_Daemon *http_start(void);
+/* Closes every connection and stops the daemon and its deadline sweeper. */
+extern void http_stop(struct MHD_Daemon *d);
 /* Stops accepting new connections; answers from now on carry Connection: close. */
 extern void http_quiesce(struct MHD_Daemon *d);
 extern unsigned http_bound_port(struct MHD_Daemon *d);

@@ -14,9 +14,6 @@
  * reaches extra or the logged payload; a stored value is the trimmed text, present, within
  * its limit and of its kind; errors are sorted; full_name, phone and phone_e164 follow the
  * contract's rules; a missing identity is an error on "user".
- *
- * Known open finding (FUZZ_STRICT=1 only; see known/phone/): a phone whose digits are only
- * a prefix ("0", "00") gets the phone_e164 "+" or "+44".
  */
 #include "leadintake.h"
 #include "pgfake.h"

@@ -6,10 +6,6 @@
  * Checked besides the sanitizers: NULL exactly when the phone has no digit; otherwise "+"
  * and digits only, every digit of the phone kept in order (a dropped "00" prefix, trunk 0
  * or written "(0)" excepted), and normalising the result again gives the result.
- *
- * Known open finding (checked with FUZZ_STRICT=1 only, see known/phone/): a phone whose
- * only digits are a prefix ("0", "00", "0 0") normalises to "+" or to the bare country code
- * ("+44"), so unrelated leads sent with such a placeholder phone match each other.
  */
 #include "leadintake.h"
 #include "pgfake.h"

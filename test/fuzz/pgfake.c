@@ -239,6 +239,13 @@ appendStringInfo(StringInfo str, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- strings, encoding */
 
+unsigned char
+pg_tolower(unsigned char ch)
+{
+	/* src/port/pgstrcasecmp.c, as in the C locale the tests use */
+	return ch >= 'A' && ch <= 'Z' ? ch + 'a' - 'A' : ch;
+}
+
 int
 pg_strncasecmp(const char *s1, const char *s2, size_t n)
 {
