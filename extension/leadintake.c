@@ -11,8 +11,10 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -204,6 +206,8 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 	MemoryContext row_context;
 	SPITupleTable *pending;
 	uint64 n;
+	Datum *done[4]; /* the batch's outcomes: id, status, error, lead_id */
+	bool *done_nulls[4];
 
 	if (batch_size < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -213,15 +217,19 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 	if (take_plan == NULL)
 	{
 		Oid take_types[1] = {INT4OID};
-		Oid done_types[4] = {INT8OID, INT4OID, TEXTOID, INT8OID};
+		Oid done_types[4] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
 
 		take_plan = li_keep_plan("SELECT id, payload FROM leadintake.inbox"
 								 " WHERE processed_at IS NULL ORDER BY id LIMIT $1"
 								 " FOR UPDATE SKIP LOCKED",
 								 1, take_types);
-		done_plan = li_keep_plan("UPDATE leadintake.inbox SET processed_at = pg_catalog.now(),"
-								 " status = $2, error = $3, lead_id = $4"
-								 " WHERE id OPERATOR(pg_catalog.=) $1",
+		/* One statement records the whole batch's outcomes, not one per row. */
+		done_plan = li_keep_plan("UPDATE leadintake.inbox AS i SET processed_at = pg_catalog.now(),"
+								 " status = d.status, error = d.error, lead_id = d.lead_id"
+								 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+								 "                 pg_catalog.unnest($3), pg_catalog.unnest($4))"
+								 "       AS d (id, status, error, lead_id)"
+								 " WHERE i.id OPERATOR(pg_catalog.=) d.id",
 								 4, done_types);
 	}
 	{
@@ -232,6 +240,16 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 	}
 	pending = SPI_tuptable;
 	n = SPI_processed;
+	if (n == 0)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+	for (int c = 0; c < 4; c++)
+	{
+		done[c] = palloc(n * sizeof(Datum));
+		done_nulls[c] = palloc(n * sizeof(bool));
+	}
 	row_context =
 		AllocSetContextCreate(CurrentMemoryContext, "leadintake inbox row", ALLOCSET_DEFAULT_SIZES);
 
@@ -242,8 +260,6 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 		bool isnull;
 		Datum id = SPI_getbinval(pending->vals[i], pending->tupdesc, 1, &isnull);
 		Jsonb *jb = DatumGetJsonbP(SPI_getbinval(pending->vals[i], pending->tupdesc, 2, &isnull));
-		Datum done[4];
-		char done_nulls[4] = {' ', ' ', ' ', ' '};
 		Datum out[4];
 		bool out_nulls[4] = {false, false, false, false};
 		char *error;
@@ -254,16 +270,24 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 		li_log(&in);
 
 		error = li_error_text(&in);
-		done[0] = out[0] = id;
-		done[1] = out[1] = Int32GetDatum(in.status);
-		done[2] = out[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
-		done_nulls[2] = error ? ' ' : 'n';
+		out[0] = id;
+		out[1] = Int32GetDatum(in.status);
+		out[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
 		out_nulls[2] = (error == NULL);
-		done[3] = out[3] = Int64GetDatum(in.lead_id);
-		done_nulls[3] = in.status == 201 ? ' ' : 'n';
+		out[3] = Int64GetDatum(in.lead_id);
 		out_nulls[3] = in.status != 201;
-		if (SPI_execute_plan(done_plan, done, done_nulls, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record the outcome of inbox row");
+		/* kept for the batch's UPDATE: the error text outlives the row's context */
+		for (int c = 0; c < 4; c++)
+		{
+			done[c][i] = out[c];
+			done_nulls[c][i] = out_nulls[c];
+		}
+		if (error)
+		{
+			MemoryContextSwitchTo(old);
+			done[2][i] = CStringGetTextDatum(error);
+			MemoryContextSwitchTo(row_context);
+		}
 		/* (inbox_id, status, lead_id, error) */
 		{
 			Datum row[4] = {out[0], out[1], out[3], out[2]};
@@ -273,6 +297,26 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(row_context);
+	}
+	{
+		static const Oid elem[4] = {INT8OID, INT4OID, TEXTOID, INT8OID};
+		Datum arrays[4];
+		int dims[1] = {(int) n};
+		int lbs[1] = {1};
+
+		for (int c = 0; c < 4; c++)
+		{
+			int16 len;
+			bool byval;
+			char align;
+
+			get_typlenbyvalalign(elem[c], &len, &byval, &align);
+			arrays[c] = PointerGetDatum(construct_md_array(done[c], done_nulls[c], 1, dims, lbs,
+														   elem[c], len, byval, align));
+		}
+		if (SPI_execute_plan(done_plan, arrays, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != n)
+			elog(ERROR, "could not record the outcomes of the inbox rows");
 	}
 	SPI_finish();
 	return (Datum) 0;
