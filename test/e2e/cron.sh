@@ -20,28 +20,15 @@ set -uo pipefail
 ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=test/e2e/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
+TAP_IS_ONE_LINE=1   # is: multi-line values on one line, newlines as '|'
 
 PLAN=24
-N=0
 DIR=""
 DB=leadintake_cron
 FIRST_WAIT=130
 SECOND_WAIT=75
-
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-    N=$((N + 1))
-    echo "not ok $N - $1"
-    shift
-    local line
-    for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-is() {
-    if [ "$2" = "$3" ]; then ok "$1"
-    else not_ok "$1" "got:      $(printf '%s' "$2" | tr '\n' '|')" "expected: $(printf '%s' "$3" | tr '\n' '|')"; fi
-}
-diag() { printf '# %s\n' "$*"; }
-bail() { echo "Bail out! $*"; exit 1; }
 
 cleanup() {
     if [ -n "$DIR" ]; then

@@ -34,33 +34,16 @@ set -uo pipefail
 
 ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=test/e2e/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
-OWN_TMP=0
-if [ -n "${LEADINTAKE_TEST_TMP:-}" ]; then
-    T=$LEADINTAKE_TEST_TMP
-else
-    T=$(mktemp -d /tmp/leadintake-e2e-faults.XXXXXX)
-    OWN_TMP=1
-fi
-chmod 755 "$T"
+e2e_tmp faults
 
-N=0
-FAILED=0
 SHIM_PIDS=()
 OWN_CLUSTER=""
 DF_CLUSTER=""
 LOAD_PID=""
-
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-    N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"
-    shift
-    local line
-    for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:      $2" "expected: $3"; fi; }
-diag() { printf '# %s\n' "$*"; }
 
 # ---------------------------------------------------------------- the cluster and database
 if [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] && [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
@@ -68,18 +51,10 @@ if [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] && [ -n "${LEADINTAKE_TEST_DB:-}" ]; the
     DB=$LEADINTAKE_TEST_DB
     CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
 else
-    li_ensure_packages >/dev/null 2>&1 || true
-    OWN_CLUSTER=$T/pg
-    CLUSTER=$OWN_CLUSTER
-    port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
-    li_start_cluster "$CLUSTER" "$port" || { echo "Bail out! cannot start a cluster"; exit 1; }
-    PGHOST=$(li_sockdir "$CLUSTER")
-    export PGHOST PGPORT=$port PGUSER=postgres
     DB=e2e_faults
+    e2e_own_cluster "$DB"
+    CLUSTER=$OWN_CLUSTER
     CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
-    li_psql "$CLUSTER" "$port" -d postgres -c "CREATE DATABASE $DB" >/dev/null \
-        && li_psql "$CLUSTER" "$port" -d "$DB" -c 'CREATE EXTENSION leadintake' >/dev/null \
-        || { echo "Bail out! cannot create the database"; exit 1; }
 fi
 export PGUSER=${PGUSER:-postgres}
 unset PGDATABASE
@@ -89,16 +64,6 @@ q() { PGOPTIONS="-c client_min_messages=warning -c default_transaction_read_only
 qpg() { PGOPTIONS="-c client_min_messages=warning -c default_transaction_read_only=off" \
         psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres "$@"; }
 db_up() { qpg -c 'SELECT 1' >/dev/null 2>&1; }
-
-stop_pid() {
-    local pid=$1
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
 cleanup() {
     local pid
@@ -125,21 +90,11 @@ chmod 600 "$T/keys"
 # start_shim NAME PORT ARGS...: the shim on 127.0.0.1:PORT (0: any); sets URL_<NAME>,
 # PID_<NAME>; its stdout (one JSON line per request) in $T/NAME.out, stderr in NAME.err.
 start_shim() {
-    local name=$1 port=$2 url="" pid
+    local name=$1 port=$2
     shift 2
     "$SHIM" --listen "127.0.0.1:$port" --db "$CONNINFO" --api-key-file "$T/keys" "$@" \
         >"$T/$name.out" 2>"$T/$name.err" &
-    pid=$!
-    SHIM_PIDS+=("$pid")
-    printf -v "PID_$name" '%s' "$pid"
-    for _ in $(seq 1 100); do
-        url=$(grep -Eo 'listening on http://[^ ]+' "$T/$name.err" | head -n1 | cut -d' ' -f3)
-        [ -n "$url" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    printf -v "URL_$name" '%s' "$url"
-    [ -n "$url" ]
+    shim_started "$name" $! http
 }
 
 # A port of LEADINTAKE_HTTP_PORTS ("FIRST LAST") free now, for a shim that must come back

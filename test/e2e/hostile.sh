@@ -27,35 +27,18 @@ set -uo pipefail
 
 ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=test/e2e/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 NSQL=${HOSTILE_SQL:-20000}
 NHTTP=${HOSTILE_HTTP:-3000}
 RSS_LIMIT_KIB=${HOSTILE_RSS_KIB:-4096}
-OWN_TMP=0
-if [ -n "${LEADINTAKE_TEST_TMP:-}" ]; then
-    T=$LEADINTAKE_TEST_TMP
-else
-    T=$(mktemp -d /tmp/leadintake-e2e-hostile.XXXXXX)
-    OWN_TMP=1
-fi
-chmod 755 "$T"
+e2e_tmp hostile
 
-N=0
-FAILED=0
 SHIM_PID=""
 OWN_DB=""
 OWN_CLUSTER=""
-
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-    N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"
-    shift
-    local line
-    for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:      $2" "expected: $3"; fi; }
-diag() { printf '# %s\n' "$*"; }
 
 # ---------------------------------------------------------------- database
 if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
@@ -64,12 +47,7 @@ if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
 elif [ -n "${PGHOST:-}" ]; then
     DB=e2e_hostile; OWN_DB=$DB; CONNINFO="dbname=$DB"
 else
-    li_ensure_packages >/dev/null 2>&1 || true
-    OWN_CLUSTER=$T/pg
-    port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
-    li_start_cluster "$OWN_CLUSTER" "$port" || { echo "Bail out! cannot start a cluster"; exit 1; }
-    PGHOST=$(li_sockdir "$OWN_CLUSTER")
-    export PGHOST PGPORT=$port PGUSER=postgres
+    e2e_own_cluster
     DB=e2e_hostile; OWN_DB=$DB; CONNINFO="dbname=$DB"
 fi
 export PGUSER=${PGUSER:-postgres}
@@ -80,11 +58,7 @@ qpg() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_
 
 cleanup() {
     trap - EXIT INT TERM
-    if [ -n "$SHIM_PID" ] && kill -0 "$SHIM_PID" 2>/dev/null; then
-        kill -TERM "$SHIM_PID" 2>/dev/null
-        for _ in $(seq 1 100); do kill -0 "$SHIM_PID" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$SHIM_PID" 2>/dev/null
-    fi
+    [ -n "$SHIM_PID" ] && stop_pid "$SHIM_PID"
     [ -n "$OWN_DB" ] && qpg -c "DROP DATABASE IF EXISTS \"$OWN_DB\" WITH (FORCE)" >/dev/null 2>&1
     [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
     [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
@@ -375,13 +349,7 @@ chmod 600 "$T/keys"
 "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" --allow-query-key \
     --pool-size 8 --timeout 10 >"$T/shim.out" 2>"$T/shim.err" &
 SHIM_PID=$!
-URL=""
-for _ in $(seq 1 100); do
-    URL=$(grep -Eo 'listening on http://[^ ]+' "$T/shim.err" | head -n1 | cut -d' ' -f3)
-    [ -n "$URL" ] && break
-    kill -0 "$SHIM_PID" 2>/dev/null || break
-    sleep 0.05
-done
+URL=$(shim_url "$T/shim.err" "$SHIM_PID" http)
 if [ -z "$URL" ]; then
     not_ok "the shim starts" "$(cat "$T/shim.err")"
 else
@@ -572,13 +540,7 @@ if command -v openssl >/dev/null; then
     "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" \
         --tls-cert "$T/tls.crt" --tls-key "$T/tls.key" >/dev/null 2>"$T/tls.err" &
     TLS_PID=$!
-    TLS_URL=""
-    for _ in $(seq 1 100); do
-        TLS_URL=$(grep -Eo 'listening on https://[^ ]+' "$T/tls.err" | head -n1 | cut -d' ' -f3)
-        [ -n "$TLS_URL" ] && break
-        kill -0 "$TLS_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    TLS_URL=$(shim_url "$T/tls.err" "$TLS_PID" https)
     if [ -n "$TLS_URL" ]; then
         for v in tls1 tls1_1 tls1_2 tls1_3; do
             got=$(printf 'GET /metrics HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client -quiet -"$v" \

@@ -23,25 +23,12 @@ set -uo pipefail
 ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=test/e2e/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
+TAP_IS_ONE_LINE=1   # is: multi-line values (lists of payloads) on one line, newlines as '|'
 
-N=0
 T=""
 OWN_CLUSTER=""
-
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-    N=$((N + 1))
-    echo "not ok $N - $1"
-    shift
-    local line
-    for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-# is DESC GOT EXPECTED
-is() {
-    if [ "$2" = "$3" ]; then ok "$1"
-    else not_ok "$1" "got:      $(printf '%s' "$2" | tr '\n' '|')" "expected: $(printf '%s' "$3" | tr '\n' '|')"; fi
-}
-diag() { printf '# %s\n' "$*"; }
 
 cleanup() {
     [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1

@@ -22,31 +22,14 @@ set -uo pipefail
 
 ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=test/e2e/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 NORMAL_SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
-OWN_TMP=0
-if [ -n "${LEADINTAKE_TEST_TMP:-}" ]; then
-    T=$LEADINTAKE_TEST_TMP
-else
-    T=$(mktemp -d /tmp/leadintake-e2e-sanitize.XXXXXX)
-    OWN_TMP=1
-fi
-chmod 755 "$T"
+e2e_tmp sanitize
 
-N=0
-FAILED=0
 OWN_CLUSTER=""
 VG_PID=""
-
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-    N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"
-    shift
-    local line
-    for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:      $2" "expected: $3"; fi; }
-diag() { printf '# %s\n' "$*"; }
 
 cleanup() {
     trap - EXIT INT TERM
@@ -61,17 +44,9 @@ trap 'cleanup; exit 130' INT TERM
 
 # ---------------------------------------------------------------- the database
 if [ -z "${LEADINTAKE_TEST_DB:-}" ]; then
-    li_ensure_packages >/dev/null 2>&1 || true
-    OWN_CLUSTER=$T/pg
-    port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
-    li_start_cluster "$OWN_CLUSTER" "$port" || { echo "Bail out! cannot start a cluster"; exit 1; }
-    PGHOST=$(li_sockdir "$OWN_CLUSTER")
-    export PGHOST PGPORT=$port PGUSER=postgres
+    e2e_own_cluster e2e_sanitize
     export LEADINTAKE_TEST_DB=e2e_sanitize LEADINTAKE_CLUSTER_DIR=$OWN_CLUSTER
     export LEADINTAKE_TEST_CONNINFO="host=$PGHOST port=$PGPORT dbname=e2e_sanitize user=postgres"
-    li_psql "$OWN_CLUSTER" "$port" -d postgres -c 'CREATE DATABASE e2e_sanitize' >/dev/null \
-        && li_psql "$OWN_CLUSTER" "$port" -d e2e_sanitize -c 'CREATE EXTENSION leadintake' >/dev/null \
-        || { echo "Bail out! cannot create the database"; exit 1; }
 fi
 DB=$LEADINTAKE_TEST_DB
 CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
@@ -185,13 +160,7 @@ else
         --max-body 4096 --dashboard-url https://crm.example.test/dash \
         >"$T/vg.out" 2>"$T/vg.err" &
     VG_PID=$!
-    U=""
-    for _ in $(seq 1 600); do
-        U=$(grep -Eo 'listening on http://[^ ]+' "$T/vg.err" | head -n1 | cut -d' ' -f3)
-        [ -n "$U" ] && break
-        kill -0 "$VG_PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    U=$(shim_url "$T/vg.err" "$VG_PID" http 600 0.1)
     if [ -z "$U" ]; then
         not_ok "the shim starts under valgrind" "$(tail -n 5 "$T/vg.err")" "$(tail -n 5 "$T/vg.log")"
     else

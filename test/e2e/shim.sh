@@ -14,58 +14,18 @@ set -uo pipefail
 
 ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=test/e2e/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
-OWN_TMP=0
-if [ -n "${LEADINTAKE_TEST_TMP:-}" ]; then
-    T=$LEADINTAKE_TEST_TMP
-else
-    T=$(mktemp -d /tmp/leadintake-e2e-shim.XXXXXX)
-    OWN_TMP=1
-fi
-chmod 755 "$T"
+e2e_tmp shim
 
-N=0
-FAILED=0
 SHIM_PIDS=()
 OWN_DB=""
 OWN_CLUSTER=""
 NOEXEC_ROLE=e2e_shim_noexec
 MIN_ROLE=e2e_shim_min
 
-# ---------------------------------------------------------------- TAP
-
-ok() {
-    N=$((N + 1))
-    echo "ok $N - $1"
-}
-not_ok() {
-    N=$((N + 1))
-    FAILED=$((FAILED + 1))
-    echo "not ok $N - $1"
-    shift
-    local line
-    for line in "$@"; do printf '#   %s\n' "$line"; done
-}
-# check DESC COMMAND...: ok when the command succeeds.
-check() {
-    local desc=$1
-    shift
-    if "$@" >/dev/null 2>&1; then ok "$desc"; else not_ok "$desc" "failed: $*"; fi
-}
-# is DESC GOT EXPECTED
-is() {
-    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:      $2" "expected: $3"; fi
-}
-# like DESC GOT EXTENDED-REGEX
-like() {
-    if [[ $2 =~ $3 ]]; then ok "$1"; else not_ok "$1" "got:      $2" "expected: /$3/"; fi
-}
-skip() {
-    N=$((N + 1))
-    echo "ok $N # SKIP $1"
-}
-diag() { printf '# %s\n' "$*"; }
 now_ms() { date +%s%3N; }
 
 # ---------------------------------------------------------------- database
@@ -79,11 +39,7 @@ elif [ -n "${PGHOST:-}" ] || [ -n "${PGDATA:-}" ]; then
     CONNINFO="dbname=$DB"
 else
     # nothing given: a cluster of our own
-    li_ensure_packages >/dev/null 2>&1 || true
-    OWN_CLUSTER=$T/pg
-    port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
-    li_start_cluster "$OWN_CLUSTER" "$port" || { echo "Bail out! cannot start a cluster"; exit 1; }
-    export PGHOST=$(li_sockdir "$OWN_CLUSTER") PGPORT=$port PGUSER=postgres
+    e2e_own_cluster
     DB=e2e_shim
     OWN_DB=$DB
     CONNINFO="dbname=$DB"
@@ -122,52 +78,19 @@ db_up() { qpg -c 'SELECT 1' >/dev/null 2>&1; }
 # start_shim NAME ARGS...: starts the shim with --listen 127.0.0.1:0 (unless ARGS has a
 # --listen), waits for it, sets URL_<NAME> and PID_<NAME>; output in $T/NAME.out/.err.
 start_shim() {
-    local name=$1 i url listen=(--listen 127.0.0.1:0)
+    local name=$1 listen=(--listen 127.0.0.1:0)
     shift
     [[ " $* " == *" --listen "* ]] && listen=()
     "$SHIM" "${listen[@]}" "$@" >"$T/$name.out" 2>"$T/$name.err" &
-    local pid=$!
-    SHIM_PIDS+=("$pid")
-    printf -v "PID_$name" '%s' "$pid"
-    for i in $(seq 1 100); do
-        url=$(grep -Eo 'listening on https?://[^ ]+' "$T/$name.err" | head -n1 | cut -d' ' -f3)
-        [ -n "$url" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    printf -v "URL_$name" '%s' "$url"
-    [ -n "$url" ]
+    shim_started "$name" $!
 }
 
 # start_shim_env NAME VAR=VALUE...: the same, configured by environment variables only.
 start_shim_env() {
-    local name=$1 i url
+    local name=$1
     shift
     env "$@" "$SHIM" >"$T/$name.out" 2>"$T/$name.err" &
-    local pid=$!
-    SHIM_PIDS+=("$pid")
-    printf -v "PID_$name" '%s' "$pid"
-    for i in $(seq 1 100); do
-        url=$(grep -Eo 'listening on https?://[^ ]+' "$T/$name.err" | head -n1 | cut -d' ' -f3)
-        [ -n "$url" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    printf -v "URL_$name" '%s' "$url"
-    [ -n "$url" ]
-}
-
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
+    shim_started "$name" $!
 }
 
 cleanup() {

@@ -42,15 +42,9 @@ max_len() {
     esac
 }
 
-N=0
-FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-not_ok() {
-    N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"
-    shift
-    local l
-    for l in "$@"; do printf '#   %s\n' "$l"; done
-}
+# TAP: N, FAILED, ok, not_ok (shared with the end-to-end scripts)
+# shellcheck source=test/e2e/tap.sh
+. "$HERE/../e2e/tap.sh"
 
 # ---------------------------------------------------------------- build
 echo "# building the harnesses (clang-14, -fsanitize=fuzzer,address,undefined) into $B"

@@ -24,65 +24,20 @@ INSERT INTO leadintake.agents (username, display_name, dialer_user_id) VALUES
 
 SELECT plan(37);
 
--- race(payloads): one dblink session per payload, all released at once.
+-- race(payloads): one dblink session per payload, each calling leadintake_from_dialer(payload)
+-- behind the gate of advisory lock 7244001, all released at once (race.inc).
 -- Returns one row per payload: n, the function's result (NULL on error), the error.
+\ir race.inc
 CREATE FUNCTION pg_temp.race(payloads jsonb[])
 RETURNS TABLE (n integer, result jsonb, error text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    k constant bigint := 7244001;
-    connstr constant text := format('host=%s port=%s dbname=%s user=%s',
-        trim(split_part(current_setting('unix_socket_directories'), ',', 1)),
-        current_setting('port'), current_database(), current_user);
-    total constant integer := coalesce(array_length(payloads, 1), 0);
-    waiting integer;
-    deadline timestamptz;
-    res text;
-    err text;
-    i integer;
-BEGIN
-    PERFORM pg_advisory_lock(k);
-    BEGIN
-        FOR i IN 1..total LOOP
-            PERFORM dblink_connect('race' || i, connstr);
-            PERFORM dblink_send_query('race' || i, format(
-                $q$WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(%s))
-                   SELECT leadintake_from_dialer(%L::jsonb)::text FROM gate$q$,
-                k, payloads[i]));
-        END LOOP;
-        -- Wait until every session waits at the gate (at most 60 s).
-        deadline := clock_timestamp() + interval '60 seconds';
-        LOOP
-            SELECT count(*) INTO waiting FROM pg_locks
-             WHERE locktype = 'advisory' AND NOT granted AND classid = 0
-               AND objid = k AND objsubid = 1 AND database = (
-                   SELECT oid FROM pg_database WHERE datname = current_database());
-            EXIT WHEN waiting >= total OR clock_timestamp() > deadline;
-            PERFORM pg_sleep(0.02);
-        END LOOP;
-        IF waiting < total THEN
-            RAISE WARNING 'only % of % sessions reached the gate', waiting, total;
-        END IF;
-        PERFORM pg_advisory_unlock(k);
-        FOR i IN 1..total LOOP
-            res := NULL;
-            SELECT t.r INTO res FROM dblink_get_result('race' || i, false) AS t(r text);
-            err := dblink_error_message('race' || i);
-            n := i;
-            result := res::jsonb;
-            error := CASE WHEN err IS NULL OR err = 'OK' THEN NULL ELSE err END;
-            IF result IS NULL AND error IS NULL THEN
-                error := 'no result';
-            END IF;
-            RETURN NEXT;
-            PERFORM dblink_disconnect('race' || i);
-        END LOOP;
-    EXCEPTION WHEN OTHERS THEN
-        PERFORM pg_advisory_unlock_all();
-        PERFORM dblink_disconnect(c) FROM unnest(dblink_get_connections()) AS c;
-        RAISE;
-    END;
-END
+LANGUAGE sql AS $$
+    SELECT r.n, r.result::jsonb, r.error
+      FROM pg_temp.release_at_once(7244001, ARRAY(
+               SELECT format($q$WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(%s))
+                                SELECT leadintake_from_dialer(%L::jsonb)::text FROM gate$q$,
+                             7244001, p.payload)
+                 FROM unnest(payloads) WITH ORDINALITY AS p (payload, i)
+                ORDER BY p.i)) AS r
 $$;
 
 -- 1. A double click: 64 identical calls, same lead_id, same phone.

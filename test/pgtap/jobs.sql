@@ -288,63 +288,13 @@ SELECT is((SELECT count(*) FROM leadintake.intake_log), (SELECT n FROM log_befor
 CREATE TABLE public.jobs_worker_out (worker integer, inbox_id bigint, status integer,
                                      lead_id bigint, error text);
 
--- workers(stmts): one dblink session per statement, all released at once (advisory lock
--- gate: each statement starts with pg_advisory_xact_lock_shared(7244002)).
+-- workers(stmts): one dblink session per statement, all released at once (race.inc; advisory
+-- lock gate: each statement starts with pg_advisory_xact_lock_shared(7244002)).
 -- Returns one row per statement: n, its command status (NULL on error), the error.
+\ir race.inc
 CREATE FUNCTION pg_temp.workers(stmts text[])
 RETURNS TABLE (n integer, result text, error text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    k constant bigint := 7244002;
-    connstr constant text := format('host=%s port=%s dbname=%s user=%s',
-        trim(split_part(current_setting('unix_socket_directories'), ',', 1)),
-        current_setting('port'), current_database(), current_user);
-    total constant integer := coalesce(array_length(stmts, 1), 0);
-    waiting integer;
-    deadline timestamptz;
-    res text;
-    err text;
-    i integer;
-BEGIN
-    PERFORM pg_advisory_lock(k);
-    BEGIN
-        FOR i IN 1..total LOOP
-            PERFORM dblink_connect('worker' || i, connstr);
-            PERFORM dblink_send_query('worker' || i, stmts[i]);
-        END LOOP;
-        deadline := clock_timestamp() + interval '60 seconds';
-        LOOP
-            SELECT count(*) INTO waiting FROM pg_locks
-             WHERE locktype = 'advisory' AND NOT granted AND classid = 0
-               AND objid = k AND objsubid = 1 AND database = (
-                   SELECT oid FROM pg_database WHERE datname = current_database());
-            EXIT WHEN waiting >= total OR clock_timestamp() > deadline;
-            PERFORM pg_sleep(0.02);
-        END LOOP;
-        IF waiting < total THEN
-            RAISE WARNING 'only % of % workers reached the gate', waiting, total;
-        END IF;
-        PERFORM pg_advisory_unlock(k);
-        FOR i IN 1..total LOOP
-            res := NULL;
-            SELECT t.r INTO res FROM dblink_get_result('worker' || i, false) AS t(r text);
-            err := dblink_error_message('worker' || i);
-            n := i;
-            result := res;
-            error := CASE WHEN err IS NULL OR err = 'OK' THEN NULL ELSE err END;
-            IF result IS NULL AND error IS NULL THEN
-                error := 'no result';
-            END IF;
-            RETURN NEXT;
-            PERFORM dblink_disconnect('worker' || i);
-        END LOOP;
-    EXCEPTION WHEN OTHERS THEN
-        PERFORM pg_advisory_unlock_all();
-        PERFORM dblink_disconnect(c) FROM unnest(dblink_get_connections()) AS c;
-        RAISE;
-    END;
-END
-$$;
+LANGUAGE sql AS $$ SELECT * FROM pg_temp.release_at_once(7244002, stmts) $$;
 
 -- 2,000 pending rows: 2,000 different people, every 100th for an unknown agent (404).
 CREATE FUNCTION pg_temp.enqueue(tag text, first integer, last integer) RETURNS void
