@@ -91,6 +91,7 @@ main(int argc, char **argv)
 			continue;
 		if (sig != SIGHUP)
 			break;
+		log_flush();
 		if (keys_load(shim_config.api_key_file, err, sizeof(err)))
 			log_msg("SIGHUP: reloaded the API key file (%d keys)", keys_count());
 		else
@@ -112,6 +113,7 @@ main(int argc, char **argv)
 	while (metrics_inflight() > 0 && now_monotonic() < deadline)
 		sleep_ms(20);
 	http_stop(daemon);
+	log_flush(); /* the last request lines: none is lost on a normal stop */
 	pool_shutdown();
 	log_msg("stopped");
 	return 0;
