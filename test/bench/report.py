@@ -244,6 +244,13 @@ for title, name in [("Database backends, pgbench calling `leadintake_from_dialer
     w(read(name) if name else syscalls("shim.trace.txt"))
     w("```\n")
 
+# The history of the fixes (test/bench/FIXES.md, written by hand from side-by-side runs):
+# what each bought, so that this report says why the figures are what they are.
+fixes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "FIXES.md")
+if os.path.exists(fixes):
+    with open(fixes) as f:
+        w(f.read().rstrip("\n") + "\n")
+
 w("## How to reproduce\n")
 w("As root on Debian 12, from the repository: `make bench` (or `bash test/bench/run.sh`). It "
   "installs what it lacks (scripts/lib.sh `LI_PACKAGES`, `LI_BENCH_PACKAGES`), builds and "
