@@ -242,7 +242,7 @@ sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The sweeper thread: shuts down the connections past their deadline, writes the log. */
+/* The sweeper thread: shuts down the connections past their deadline. */
 static void *
 sweep(void *arg)
 {
@@ -281,7 +281,6 @@ sweep(void *arg)
 					clients[i][0] ? clients[i] : "an unknown address", shim_config.timeout);
 		if (n > LOG_MAX)
 			log_msg("... and %d more connections, for the same reason", n - LOG_MAX);
-		log_flush(); /* the request lines of the last interval */
 	}
 	return NULL;
 }

@@ -6,14 +6,16 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 /*
- * Request lines are gathered here and written by log_flush (the sweeper calls it every
- * 100 ms, main on SIGHUP and after the drain at exit), not with one write(2) per request,
+ * Request lines are gathered here and written by log_flush (a thread of their own every
+ * 100 ms, so that a slow stdout never delays the --timeout sweeper; main on SIGHUP and after
+ * the drain at exit), not with one write(2) per request,
  * which cost about a tenth of the shim's CPU under load. The buffer only ever holds whole
  * lines and is written whole: no line is ever left half written between two flushes. Lines
  * reach a file or a pipe at most ~100 ms late; a terminal gets each line at once.
@@ -167,6 +169,43 @@ log_request(const RequestLog *r)
 		pthread_mutex_unlock(&log_lock);
 	}
 	buf_free(&b);
+}
+
+static pthread_t flusher;
+static bool flusher_running;
+static atomic_bool flusher_stop;
+
+static void *
+flush_loop(void *arg)
+{
+	(void) arg;
+	while (!atomic_load(&flusher_stop))
+	{
+		struct timespec pause = {0, 100 * 1000 * 1000};
+
+		nanosleep(&pause, NULL);
+		log_flush();
+	}
+	return NULL;
+}
+
+bool
+log_start(void)
+{
+	flusher_running = pthread_create(&flusher, NULL, flush_loop, NULL) == 0;
+	return flusher_running;
+}
+
+void
+log_stop(void)
+{
+	if (flusher_running)
+	{
+		atomic_store(&flusher_stop, true);
+		pthread_join(flusher, NULL);
+		flusher_running = false;
+	}
+	log_flush();
 }
 
 void

@@ -67,6 +67,11 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	pool_init();
+	if (!log_start())
+	{
+		fprintf(stderr, "%s: cannot start the thread that writes the access log\n", SHIM_NAME);
+		return 1;
+	}
 	if (!work_start(shim_config.pool_size))
 	{
 		fprintf(stderr, "%s: cannot start the worker threads\n", SHIM_NAME);
@@ -113,7 +118,7 @@ main(int argc, char **argv)
 	while (metrics_inflight() > 0 && now_monotonic() < deadline)
 		sleep_ms(20);
 	http_stop(daemon);
-	log_flush(); /* the last request lines: none is lost on a normal stop */
+	log_stop(); /* the last request lines: none is lost on a normal stop */
 	pool_shutdown();
 	log_msg("stopped");
 	return 0;

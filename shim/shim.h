@@ -212,8 +212,11 @@ typedef struct RequestLog
 /* One JSON line on stdout, buffered: it is written by the next log_flush (or at once when
  * stdout is a terminal). */
 extern void log_request(const RequestLog *r);
-/* Writes the buffered request lines (whole lines); the sweeper calls it every 100 ms. */
+/* Writes the buffered request lines (whole lines); log_start's thread calls it every 100 ms,
+ * log_stop a last time after stopping that thread. */
 extern void log_flush(void);
+extern bool log_start(void);
+extern void log_stop(void);
 /* A message for the operator on stderr, prefixed with the program name. */
 extern void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern void log_vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
