@@ -10,6 +10,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -149,6 +150,70 @@ put_utc(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, 
 						 tm.tm_hour, tm.tm_min, tm.tm_sec));
 }
 
+/* What a key of the returned lead shows: where it comes from and how it is written. */
+typedef enum LeadKeyKind
+{
+	LK_ID,
+	LK_COLUMN,
+	LK_EXTRA,
+	LK_UTC,
+	LK_AGENT_USERNAME,
+	LK_AGENT_NAME
+} LeadKeyKind;
+
+typedef struct LeadKey
+{
+	const char *key;
+	LeadKeyKind what;
+	int col; /* in li_returning_list() */
+	FieldKind kind;
+} LeadKey;
+
+static LeadKey *lead_keys;
+static int nlead_keys;
+
+/* jsonb's own order of object keys: shorter first, then bytewise. */
+static int
+jsonb_key_order(const void *a, const void *b)
+{
+	const char *ka = ((const LeadKey *) a)->key, *kb = ((const LeadKey *) b)->key;
+	size_t la = strlen(ka), lb = strlen(kb);
+
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return memcmp(ka, kb, la);
+}
+
+static void
+add_key(const char *key, LeadKeyKind what, int col, FieldKind kind)
+{
+	lead_keys[nlead_keys++] = (LeadKey){key, what, col, kind};
+}
+
+/*
+ * The lead's keys, once, in the order jsonb stores them: pushed in that order, the object's
+ * closing sort finds them sorted already (sorting 58 keys per call was 3 % of a call).
+ */
+static void
+prepare_lead_keys(void)
+{
+	int col = 1;
+
+	lead_keys = MemoryContextAlloc(TopMemoryContext, (LI_NFIELDS + 8) * sizeof(LeadKey));
+	add_key("id", LK_ID, col++, FK_INT);
+	add_key("status", LK_COLUMN, col++, FK_TEXT);
+	for (int f = 0; f < LI_NFIELDS; f++)
+		if (li_fields[f].column)
+			add_key(li_response_key(f), LK_COLUMN, col++, li_fields[f].kind);
+	add_key("phone_e164", LK_COLUMN, col++, FK_TEXT);
+	add_key("extra", LK_EXTRA, col++, FK_TEXT);
+	add_key("created_at", LK_UTC, col++, FK_TEXT);
+	add_key("updated_at", LK_UTC, col++, FK_TEXT);
+	add_key("assigned_agent_username", LK_AGENT_USERNAME, 0, FK_TEXT);
+	add_key("assigned_agent_name", LK_AGENT_NAME, 0, FK_TEXT);
+	qsort(lead_keys, nlead_keys, sizeof(LeadKey), jsonb_key_order);
+}
+
 /*
  * The success body, in one pass: {"success", "created", "message", "lead": {...}} where the
  * lead is a row of li_returning_list().
@@ -159,7 +224,6 @@ li_success_response(HeapTuple tuple, TupleDesc desc, bool created, LeadAgent *ag
 	JsonbParseState *st = NULL;
 	JsonbValue v;
 	bool isnull;
-	int col = 1;
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	put_bool(&st, "success", true);
@@ -168,21 +232,38 @@ li_success_response(HeapTuple tuple, TupleDesc desc, bool created, LeadAgent *ag
 				created ? "Lead created successfully" : "Lead updated successfully");
 	put_key(&st, "lead");
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	*id = DatumGetInt64(SPI_getbinval(tuple, desc, col++, &isnull));
-	put_key(&st, "id");
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(*id);
-	pushJsonbValue(&st, WJB_VALUE, &v);
-	put_column(&st, "status", tuple, desc, col++, FK_TEXT);
-	for (int f = 0; f < LI_NFIELDS; f++)
-		if (li_fields[f].column)
-			put_column(&st, li_response_key(f), tuple, desc, col++, li_fields[f].kind);
-	put_column(&st, "phone_e164", tuple, desc, col++, FK_TEXT);
-	put_jsonb(&st, "extra", DatumGetJsonbP(SPI_getbinval(tuple, desc, col++, &isnull)));
-	put_utc(&st, "created_at", tuple, desc, col++);
-	put_utc(&st, "updated_at", tuple, desc, col++);
-	put_cstring(&st, "assigned_agent_username", agent->username);
-	put_cstring(&st, "assigned_agent_name", agent->name);
+	if (lead_keys == NULL)
+		prepare_lead_keys();
+	*id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	for (int i = 0; i < nlead_keys; i++)
+	{
+		const LeadKey *k = &lead_keys[i];
+
+		switch (k->what)
+		{
+			case LK_ID:
+				put_key(&st, k->key);
+				v.type = jbvNumeric;
+				v.val.numeric = int64_to_numeric(*id);
+				pushJsonbValue(&st, WJB_VALUE, &v);
+				break;
+			case LK_COLUMN:
+				put_column(&st, k->key, tuple, desc, k->col, k->kind);
+				break;
+			case LK_EXTRA:
+				put_jsonb(&st, k->key, DatumGetJsonbP(SPI_getbinval(tuple, desc, k->col, &isnull)));
+				break;
+			case LK_UTC:
+				put_utc(&st, k->key, tuple, desc, k->col);
+				break;
+			case LK_AGENT_USERNAME:
+				put_cstring(&st, k->key, agent->username);
+				break;
+			case LK_AGENT_NAME:
+				put_cstring(&st, k->key, agent->name);
+				break;
+		}
+	}
 	pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }
