@@ -4,12 +4,14 @@
  */
 #include "leadintake.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 /*
  * The insert and the update share one parameter layout: $1 the agent (insert) or the lead
@@ -104,7 +106,7 @@ static void
 prepare_plans(void)
 {
 	static const char lock_columns[] =
-		"SELECT id, first_name, middle_initial, last_name, phone, phone_code"
+		"SELECT id, first_name, middle_initial, last_name, phone, phone_code, dialer_lead_id"
 		"  FROM leadintake.leads";
 	Oid two_text[2] = {TEXTOID, TEXTOID};
 	Oid log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID,   INETOID,  INT4OID, TEXTOID,
@@ -264,6 +266,53 @@ update_locked(Payload *p, Datum *values, char *nulls)
 }
 
 /*
+ * update_locked, except when the lead was found by phone and takes the call's lead id (it
+ * had none): a concurrent caller may have created a lead with that id meanwhile, and the
+ * unique index then refuses this update once that caller commits. Only that case runs in a
+ * subtransaction; it returns false after such a refusal, and the caller finds again (now
+ * the other lead, by id), as if the two calls had run one after the other.
+ */
+static bool
+update_adopting(Payload *p, Datum *values, char *nulls)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool updated = true;
+
+	if (p->values[F_LEAD_ID] == NULL || locked_column(7) != NULL)
+	{
+		update_locked(p, values, nulls);
+		return true;
+	}
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		update_locked(p, values, nulls);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* closed before anything else: a caller's own subtransaction may be around us */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		updated = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(context);
+	CurrentResourceOwner = owner;
+	return updated;
+}
+
+/*
  * Find the lead by the dialer's lead id, else by phone (the oldest), else create it. A
  * creation by phone first takes the phone's claim row, so concurrent callers for one number
  * queue there and then find the winner's lead; a creation by lead id relies on the unique
@@ -279,8 +328,9 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 	{
 		if ((lead_id || e164) && find_lead(p))
 		{
-			update_locked(p, values, nulls);
-			return false;
+			if (update_adopting(p, values, nulls))
+				return false;
+			continue; /* its lead id was just created by another caller: merge into that */
 		}
 		/* Someone else created a lead for this phone, or is about to: queue, then re-read. */
 		if (e164 && !claim_phone(e164) && find_lead(p))
