@@ -23,6 +23,17 @@ CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
         trim(split_part(current_setting('unix_socket_directories'), ',', 1)),
         current_setting('port'), current_database(), current_user)) $$;
 SELECT pg_temp.connect('b') AS b, pg_temp.connect('a') AS a \gset
+-- Until a session waits for another's transaction (A for B on the unique index), at most 10 s.
+CREATE FUNCTION pg_temp.wait_for_waiter() RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '10 seconds';
+BEGIN
+    WHILE NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted)
+          AND clock_timestamp() < deadline LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN true;
+END $$;
 
 -- B: the new lead X with another phone, not committed yet.
 SELECT dblink_exec('b', 'BEGIN') AS begun \gset
@@ -31,16 +42,7 @@ SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "
 
 -- A: lead id X with the older lead's phone: finds that lead and would give it X-RACE.
 SELECT dblink_send_query('a', $$SELECT (leadintake_from_dialer('{"user": "agent1", "lead_id": "X-RACE", "phone_number": "07700 900111", "last_name": "Again"}') -> 'lead' ->> 'id')$$) AS sent \gset
--- Wait until A waits for B (at most 10 s).
-DO $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-BEGIN
-    WHILE NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted)
-          AND clock_timestamp() < deadline LOOP
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END $$;
+SELECT pg_temp.wait_for_waiter() AS waited \gset
 SELECT ok(EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted),
     'A waits for B on the unique index of dialer_lead_id');
 
@@ -67,15 +69,7 @@ SELECT dblink_exec('b', 'BEGIN') AS begun \gset
 SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "Y-RACE", "phone_number": "07700 900444"}') ->> 'created'$$) AS t (r text)),
     'true', 'http: B creates lead Y-RACE, transaction still open');
 SELECT dblink_send_query('a', $$SELECT status || ' ' || (response -> 'lead' ->> 'dialer_lead_id') FROM leadintake.http_intake(convert_to('{"user": "agent1", "lead_id": "Y-RACE", "phone_number": "07700 900333"}', 'UTF8'), 'k', NULL)$$) AS sent \gset
-DO $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-BEGIN
-    WHILE NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted)
-          AND clock_timestamp() < deadline LOOP
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END $$;
+SELECT pg_temp.wait_for_waiter() AS waited \gset
 SELECT dblink_exec('b', 'COMMIT') AS committed \gset
 SELECT is((SELECT r FROM dblink_get_result('a', false) AS t (r text)), '201 Y-RACE',
     'http: A answers 201 with lead Y-RACE (merged into B''s), not 500');
