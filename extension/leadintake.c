@@ -78,6 +78,60 @@ storable_text(const char *data, int len)
 }
 
 /*
+ * Runs fn(arg) in a subtransaction: NULL when it succeeded, else its error (copied into the
+ * caller's memory context), everything it did rolled back. The caller's memory context and
+ * resource owner are current again either way; an enclosing subtransaction is untouched.
+ */
+ErrorData *
+li_subtransaction(void (*fn)(void *), void *arg)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(context);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+typedef struct Guarded
+{
+	Intake *in;
+	MemoryContext outer;
+	Jsonb *jb;
+	const char *body;
+	int len;
+	bool parsing; /* still parsing body when it failed */
+} Guarded;
+
+static void
+guarded_core(void *arg)
+{
+	Guarded *g = arg;
+	Jsonb *doc = g->jb ? g->jb
+					   : DatumGetJsonbP(DirectFunctionCall1(
+							 jsonb_in, CStringGetDatum(pnstrdup(g->body, g->len))));
+
+	g->parsing = false;
+	li_process(doc, g->in, g->outer);
+}
+
+/*
  * Runs the core in a subtransaction, parsing body first when jb is NULL, so that even an
  * unexpected failure ends as a status (400 for a body that does not parse, else 500, its
  * cause kept for the log) with nothing half-written. Only an unavailable database raises.
@@ -85,54 +139,28 @@ storable_text(const char *data, int len)
 static void
 process_guarded(Intake *in, MemoryContext outer, Jsonb *jb, const char *body, int len)
 {
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool parsing = (jb == NULL);
+	Guarded g = {in, outer, jb, body, len, jb == NULL};
+	ErrorData *edata = li_subtransaction(guarded_core, &g);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
+	if (edata == NULL)
+		return;
+	if (unavailable(edata->sqlerrcode))
+		ReThrowError(edata);
+	in->response = NULL;
+	if (g.parsing)
 	{
-		Jsonb *doc = jb ? jb
-						: DatumGetJsonbP(
-							  DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
+		FieldError *e = palloc(sizeof(FieldError));
 
-		parsing = false;
-		li_process(doc, in, outer);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
+		e->key = "body";
+		e->reason = edata->detail ? edata->detail : edata->message;
+		in->raw_body = li_redact_text(pnstrdup(body, len));
+		li_fail(in, 400, edata->sqlerrcode, "Request body is not valid JSON", list_make1(e));
 	}
-	PG_CATCH();
+	else
 	{
-		ErrorData *edata;
-
-		MemoryContextSwitchTo(context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-
-		if (unavailable(edata->sqlerrcode))
-			ReThrowError(edata);
-		in->response = NULL;
-		if (parsing)
-		{
-			FieldError *e = palloc(sizeof(FieldError));
-
-			e->key = "body";
-			e->reason = edata->detail ? edata->detail : edata->message;
-			in->raw_body = li_redact_text(pnstrdup(body, len));
-			li_fail(in, 400, edata->sqlerrcode, "Request body is not valid JSON", list_make1(e));
-		}
-		else
-		{
-			li_fail(in, 500, edata->sqlerrcode, edata->message, NIL);
-			elog(LOG, "leadintake: %s intake failed: %s", in->source, edata->message);
-		}
+		li_fail(in, 500, edata->sqlerrcode, edata->message, NIL);
+		elog(LOG, "leadintake: %s intake failed: %s", in->source, edata->message);
 	}
-	PG_END_TRY();
 }
 
 PG_FUNCTION_INFO_V1(leadintake_http_intake);
@@ -272,21 +300,17 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 		error = li_error_text(&in);
 		out[0] = id;
 		out[1] = Int32GetDatum(in.status);
+		/* made outside the row's context: the batch's UPDATE uses it after the row */
+		MemoryContextSwitchTo(old);
 		out[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
+		MemoryContextSwitchTo(row_context);
 		out_nulls[2] = (error == NULL);
 		out[3] = Int64GetDatum(in.lead_id);
 		out_nulls[3] = in.status != 201;
-		/* kept for the batch's UPDATE: the error text outlives the row's context */
 		for (int c = 0; c < 4; c++)
 		{
 			done[c][i] = out[c];
 			done_nulls[c][i] = out_nulls[c];
-		}
-		if (error)
-		{
-			MemoryContextSwitchTo(old);
-			done[2][i] = CStringGetTextDatum(error);
-			MemoryContextSwitchTo(row_context);
 		}
 		/* (inbox_id, status, lead_id, error) */
 		{

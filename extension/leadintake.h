@@ -180,6 +180,9 @@ extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
 extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
 extern void li_log(Intake *in);
 
+/* leadintake.c */
+extern ErrorData *li_subtransaction(void (*fn)(void *), void *arg);
+
 /* notifier.c */
 extern void li_define_notifier(void);
 extern void li_notify(const char *payload);

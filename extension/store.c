@@ -4,14 +4,12 @@
  */
 #include "leadintake.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 /*
  * The insert and the update share one parameter layout: $1 the agent (insert) or the lead
@@ -265,6 +263,21 @@ update_locked(Payload *p, Datum *values, char *nulls)
 		elog(ERROR, "locked lead disappeared");
 }
 
+typedef struct Adopting
+{
+	Payload *p;
+	Datum *values;
+	char *nulls;
+} Adopting;
+
+static void
+adopting_update(void *arg)
+{
+	Adopting *a = arg;
+
+	update_locked(a->p, a->values, a->nulls);
+}
+
 /*
  * update_locked, except when the lead was found by phone and takes the call's lead id (it
  * had none): a concurrent caller may have created a lead with that id meanwhile, and the
@@ -275,41 +288,18 @@ update_locked(Payload *p, Datum *values, char *nulls)
 static bool
 update_adopting(Payload *p, Datum *values, char *nulls)
 {
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool updated = true;
+	Adopting a = {p, values, nulls};
+	ErrorData *edata;
 
 	if (p->values[F_LEAD_ID] == NULL || locked_column(7) != NULL)
 	{
 		update_locked(p, values, nulls);
 		return true;
 	}
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
-	{
-		update_locked(p, values, nulls);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData *edata;
-
-		MemoryContextSwitchTo(context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		/* closed before anything else: a caller's own subtransaction may be around us */
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			ReThrowError(edata);
-		updated = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(context);
-	CurrentResourceOwner = owner;
-	return updated;
+	edata = li_subtransaction(adopting_update, &a);
+	if (edata && edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+		ReThrowError(edata);
+	return edata == NULL;
 }
 
 /*

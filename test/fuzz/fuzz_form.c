@@ -17,23 +17,12 @@
 #include <strings.h>
 
 #include "fuzzfail.h"
+#include "hexv.h"
 
 #define FAIL(...) fuzz_fail("fuzz_form", __VA_ARGS__)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
-
-static int
-hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* The reference decoder, written from docs/shim.md rather than from form.c. */
 static size_t
@@ -45,9 +34,10 @@ ref_decode(const char *s, size_t len, char *out)
 	{
 		if (s[i] == '+')
 			out[n++] = ' ';
-		else if (s[i] == '%' && len - i >= 3 && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0)
+		else if (s[i] == '%' && len - i >= 3 && fuzz_hexv(s[i + 1]) >= 0 &&
+				 fuzz_hexv(s[i + 2]) >= 0)
 		{
-			out[n++] = (char) (hexv(s[i + 1]) << 4 | hexv(s[i + 2]));
+			out[n++] = (char) (fuzz_hexv(s[i + 1]) << 4 | fuzz_hexv(s[i + 2]));
 			i += 2;
 		}
 		else
@@ -148,8 +138,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	if (json.oom)
 		FAIL("form_to_json: out of memory");
 	if (!jc_read_form_object(json.data, json.len, &obj, &why))
-		FAIL("form_to_json wrote invalid JSON (%s): %.*s", why, (int) (json.len > 300 ? 300 : json.len),
-			 json.data);
+		FAIL("form_to_json wrote invalid JSON (%s): %.*s", why,
+			 (int) (json.len > 300 ? 300 : json.len), json.data);
 	if (!jc_valid(json.data, json.len))
 		FAIL("form_to_json: the strict validator disagrees");
 	{

@@ -31,6 +31,7 @@
 #undef vsnprintf
 
 #include "fuzzfail.h"
+#include "hexv.h"
 
 #define FAIL(...) fuzz_fail("fuzz_payload", __VA_ARGS__)
 
@@ -46,18 +47,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* ---------------------------------------------------------------- input */
-
-static int
-hexv(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Unescapes s[0..len) into out (as long), returns the length. */
 static int
@@ -79,9 +68,10 @@ unescape(const char *s, int len, char *out)
 				out[n++] = '\t', i++;
 			else if (c == '\\')
 				out[n++] = '\\', i++;
-			else if (c == 'x' && i + 3 < len && hexv(s[i + 2]) >= 0 && hexv(s[i + 3]) >= 0)
+			else if (c == 'x' && i + 3 < len && fuzz_hexv(s[i + 2]) >= 0 &&
+					 fuzz_hexv(s[i + 3]) >= 0)
 			{
-				out[n++] = (char) (hexv(s[i + 2]) * 16 + hexv(s[i + 3]));
+				out[n++] = (char) (fuzz_hexv(s[i + 2]) * 16 + fuzz_hexv(s[i + 3]));
 				i += 3;
 			}
 			else

@@ -3,6 +3,7 @@
  * string are taken as they are (the shim forwards them; the extension judges the UTF-8).
  */
 #include "jsoncheck.h"
+#include "hexv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +22,6 @@ ws(Reader *r)
 	while (r->pos < r->len && (r->s[r->pos] == ' ' || r->s[r->pos] == '\t' ||
 							   r->s[r->pos] == '\n' || r->s[r->pos] == '\r'))
 		r->pos++;
-}
-
-static int
-hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* A string at r->pos; decoded into out when out is not NULL. */
@@ -82,7 +71,7 @@ string(Reader *r, JcString *out)
 					break;
 				for (int i = 0; i < 4; i++)
 				{
-					int h = hexv(r->s[r->pos + i]);
+					int h = fuzz_hexv(r->s[r->pos + i]);
 
 					if (h < 0)
 						goto bad;
