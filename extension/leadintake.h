@@ -200,10 +200,16 @@ extern void li_agent_by_id(int64 id, LeadAgent *out);
 
 extern void li_fail(Intake *in, int status, int sqlstate, char *error, List *details);
 extern void li_error_response(Intake *in, MemoryContext outer);
-extern Jsonb *li_success_response(HeapTuple lead, TupleDesc desc, bool created, LeadAgent *agent,
-								  int64 *id);
+/* The lead a write returned, deformed: values in the order of li_lead_columns(). */
+typedef struct LeadRow
+{
+	Datum *values;
+	bool *nulls;
+} LeadRow;
+
+extern Jsonb *li_success_response(LeadRow *lead, bool created, LeadAgent *agent, int64 *id);
 extern char *li_dashboard_query(JsonbContainer *lead);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
-extern const char *li_returning_list(void);
+extern const char *const *li_lead_columns(int *n);
 
 #endif /* LEADINTAKE_H */

@@ -77,11 +77,8 @@ put_jsonb(JsonbParseState **st, const char *key, Jsonb *value)
  * parse state keeps pointers until the Jsonb is built.
  */
 static void
-put_column(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, int col,
-		   FieldKind kind)
+put_column(JsonbParseState **st, const char *key, Datum d, bool isnull, FieldKind kind)
 {
-	bool isnull;
-	Datum d = SPI_getbinval(tuple, desc, col, &isnull);
 	struct pg_tm tm;
 	fsec_t fsec;
 	text *t;
@@ -132,10 +129,8 @@ put_column(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc des
 
 /* created_at and updated_at: ISO 8601 in UTC with Z, whole seconds. */
 static void
-put_utc(JsonbParseState **st, const char *key, HeapTuple tuple, TupleDesc desc, int col)
+put_utc(JsonbParseState **st, const char *key, Datum d, bool isnull)
 {
-	bool isnull;
-	Datum d = SPI_getbinval(tuple, desc, col, &isnull);
 	struct pg_tm tm;
 	fsec_t fsec;
 
@@ -165,7 +160,7 @@ typedef struct LeadKey
 {
 	const char *key;
 	LeadKeyKind what;
-	int col; /* in li_returning_list() */
+	int col; /* in li_lead_columns() */
 	FieldKind kind;
 } LeadKey;
 
@@ -197,7 +192,7 @@ add_key(const char *key, LeadKeyKind what, int col, FieldKind kind)
 static void
 prepare_lead_keys(void)
 {
-	int col = 1;
+	int col = 0;
 
 	lead_keys = MemoryContextAlloc(TopMemoryContext, (LI_NFIELDS + 8) * sizeof(LeadKey));
 	add_key("id", LK_ID, col++, FK_INT);
@@ -216,14 +211,13 @@ prepare_lead_keys(void)
 
 /*
  * The success body, in one pass: {"success", "created", "message", "lead": {...}} where the
- * lead is a row of li_returning_list().
+ * lead is the row a write returned.
  */
 Jsonb *
-li_success_response(HeapTuple tuple, TupleDesc desc, bool created, LeadAgent *agent, int64 *id)
+li_success_response(LeadRow *lead, bool created, LeadAgent *agent, int64 *id)
 {
 	JsonbParseState *st = NULL;
 	JsonbValue v;
-	bool isnull;
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	put_bool(&st, "success", true);
@@ -234,7 +228,7 @@ li_success_response(HeapTuple tuple, TupleDesc desc, bool created, LeadAgent *ag
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	if (lead_keys == NULL)
 		prepare_lead_keys();
-	*id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	*id = DatumGetInt64(lead->values[0]);
 	for (int i = 0; i < nlead_keys; i++)
 	{
 		const LeadKey *k = &lead_keys[i];
@@ -248,13 +242,13 @@ li_success_response(HeapTuple tuple, TupleDesc desc, bool created, LeadAgent *ag
 				pushJsonbValue(&st, WJB_VALUE, &v);
 				break;
 			case LK_COLUMN:
-				put_column(&st, k->key, tuple, desc, k->col, k->kind);
+				put_column(&st, k->key, lead->values[k->col], lead->nulls[k->col], k->kind);
 				break;
 			case LK_EXTRA:
-				put_jsonb(&st, k->key, DatumGetJsonbP(SPI_getbinval(tuple, desc, k->col, &isnull)));
+				put_jsonb(&st, k->key, DatumGetJsonbP(lead->values[k->col]));
 				break;
 			case LK_UTC:
-				put_utc(&st, k->key, tuple, desc, k->col);
+				put_utc(&st, k->key, lead->values[k->col], lead->nulls[k->col]);
 				break;
 			case LK_AGENT_USERNAME:
 				put_cstring(&st, k->key, agent->username);
