@@ -175,6 +175,27 @@ typedef struct Intake
 	char *dashboard_query;
 } Intake;
 
+/* lookup.c */
+/* The lead a call merges into, as locked: its id and the columns a merge reads. */
+typedef enum
+{
+	FL_FIRST_NAME,
+	FL_MIDDLE_INITIAL,
+	FL_LAST_NAME,
+	FL_PHONE,
+	FL_PHONE_CODE,
+	FL_DIALER_LEAD_ID,
+	FL_NCOLUMNS
+} FoundColumn;
+
+typedef struct FoundLead
+{
+	int64 id;
+	char *column[FL_NCOLUMNS];
+} FoundLead;
+
+extern bool li_find_lead(const char *lead_id, const char *e164, FoundLead *out);
+
 /* store.c */
 extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
 extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);

@@ -33,7 +33,7 @@ enum
 /* At most this many rounds of "someone else created it first" before giving up. */
 #define MAX_ATTEMPTS 8
 
-static SPIPlanPtr find_plan, claim_plan, lock_claim_plan, insert_plan, update_plan, log_plan;
+static SPIPlanPtr claim_plan, lock_claim_plan, insert_plan, update_plan, log_plan;
 static int nparams;
 static Oid param_types[MAX_PARAMS];
 static FieldId param_field[MAX_PARAMS];
@@ -156,25 +156,11 @@ lead_row(LeadRow *row)
 static void
 prepare_plans(void)
 {
-	static const char lock_columns[] =
-		"SELECT id, first_name, middle_initial, last_name, phone, phone_code, dialer_lead_id"
-		"  FROM leadintake.leads";
 	Oid two_text[2] = {TEXTOID, TEXTOID};
 	Oid log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID,   INETOID,  INT4OID, TEXTOID,
 						 INT8OID,        BOOLOID, FLOAT8OID, JSONBOID, TEXTOID};
 	StringInfoData ins, upd;
 
-	/*
-	 * By the dialer's lead id, else the oldest lead with the phone: one statement, one
-	 * index probe each, and the row locked for the merge.
-	 */
-	find_plan = li_keep_plan(
-		psprintf("%s WHERE id OPERATOR(pg_catalog.=) coalesce("
-				 "(SELECT id FROM leadintake.leads WHERE dialer_lead_id OPERATOR(pg_catalog.=) $1),"
-				 "(SELECT id FROM leadintake.leads WHERE phone_e164 OPERATOR(pg_catalog.=) $2"
-				 " ORDER BY created_at, id LIMIT 1)) FOR UPDATE",
-				 lock_columns),
-		2, two_text);
 	/* A claim that is new needs no more; one that exists is locked, then the lead re-read. */
 	claim_plan = li_keep_plan("INSERT INTO leadintake.phone_claims (phone_e164) VALUES ($1)"
 							  " ON CONFLICT (phone_e164) DO NOTHING",
@@ -239,20 +225,6 @@ text_or_null(const char *s, char *null)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* The lead to merge into, locked; the columns are those of lock_columns. */
-static bool
-find_lead(Payload *p)
-{
-	Datum values[2];
-	char nulls[2];
-
-	values[0] = text_or_null(p->values[F_LEAD_ID], &nulls[0]);
-	values[1] = text_or_null(p->phone_e164, &nulls[1]);
-	if (SPI_execute_plan(find_plan, values, nulls, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "lead look-up failed");
-	return SPI_processed == 1;
-}
-
 /* True when this call made the claim; false after waiting for and locking another's. */
 static bool
 claim_phone(const char *e164)
@@ -266,12 +238,6 @@ claim_phone(const char *e164)
 	if (SPI_execute_plan(lock_claim_plan, &value, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "phone claim failed");
 	return false;
-}
-
-static char *
-locked_column(int col)
-{
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
 }
 
 static bool
@@ -289,22 +255,21 @@ write_lead(SPIPlanPtr plan, Datum *values, char *nulls)
  * lead, status and agent stay (contract section 5).
  */
 static void
-update_locked(Payload *p, Datum *values, char *nulls)
+update_locked(Payload *p, FoundLead *found, Datum *values, char *nulls)
 {
-	bool isnull;
-	char *stored_phone = locked_column(5);
-	char *stored_code = locked_column(6);
-
+	char *stored_phone = found->column[FL_PHONE];
+	char *stored_code = found->column[FL_PHONE_CODE];
 	char *full_name = p->values[F_FULL_NAME];
 	char *e164 = NULL;
 
-	values[P_ID] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	values[P_ID] = Int64GetDatum(found->id);
 	nulls[P_ID] = ' ';
 	if (full_name == NULL && p->name_part_sent)
 		full_name = li_build_full_name(
-			p->values[F_FIRST_NAME] ? p->values[F_FIRST_NAME] : locked_column(2),
-			p->values[F_MIDDLE_INITIAL] ? p->values[F_MIDDLE_INITIAL] : locked_column(3),
-			p->values[F_LAST_NAME] ? p->values[F_LAST_NAME] : locked_column(4));
+			p->values[F_FIRST_NAME] ? p->values[F_FIRST_NAME] : found->column[FL_FIRST_NAME],
+			p->values[F_MIDDLE_INITIAL] ? p->values[F_MIDDLE_INITIAL]
+										: found->column[FL_MIDDLE_INITIAL],
+			p->values[F_LAST_NAME] ? p->values[F_LAST_NAME] : found->column[FL_LAST_NAME]);
 	if (p->phone || p->values[F_PHONE_CODE])
 		e164 = li_phone_e164(p->phone ? p->phone : stored_phone,
 							 p->values[F_PHONE_CODE] ? p->values[F_PHONE_CODE] : stored_code);
@@ -318,6 +283,7 @@ update_locked(Payload *p, Datum *values, char *nulls)
 typedef struct Adopting
 {
 	Payload *p;
+	FoundLead *found;
 	Datum *values;
 	char *nulls;
 } Adopting;
@@ -327,7 +293,7 @@ adopting_update(void *arg)
 {
 	Adopting *a = arg;
 
-	update_locked(a->p, a->values, a->nulls);
+	update_locked(a->p, a->found, a->values, a->nulls);
 }
 
 /*
@@ -338,14 +304,14 @@ adopting_update(void *arg)
  * the other lead, by id), as if the two calls had run one after the other.
  */
 static bool
-update_adopting(Payload *p, Datum *values, char *nulls)
+update_adopting(Payload *p, FoundLead *found, Datum *values, char *nulls)
 {
-	Adopting a = {p, values, nulls};
+	Adopting a = {p, found, values, nulls};
 	ErrorData *edata;
 
-	if (p->values[F_LEAD_ID] == NULL || locked_column(7) != NULL)
+	if (p->values[F_LEAD_ID] == NULL || found->column[FL_DIALER_LEAD_ID] != NULL)
 	{
-		update_locked(p, values, nulls);
+		update_locked(p, found, values, nulls);
 		return true;
 	}
 	edata = li_subtransaction(adopting_update, &a);
@@ -365,19 +331,20 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 {
 	const char *lead_id = p->values[F_LEAD_ID];
 	const char *e164 = p->phone_e164;
+	FoundLead found;
 
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++)
 	{
-		if ((lead_id || e164) && find_lead(p))
+		if ((lead_id || e164) && li_find_lead(lead_id, e164, &found))
 		{
-			if (update_adopting(p, values, nulls))
+			if (update_adopting(p, &found, values, nulls))
 				return false;
 			continue; /* its lead id was just created by another caller: merge into that */
 		}
 		/* Someone else created a lead for this phone, or is about to: queue, then re-read. */
-		if (e164 && !claim_phone(e164) && find_lead(p))
+		if (e164 && !claim_phone(e164) && li_find_lead(lead_id, e164, &found))
 		{
-			update_locked(p, values, nulls);
+			update_locked(p, &found, values, nulls);
 			return false;
 		}
 		values[P_ID] = Int64GetDatum(agent->id);
