@@ -30,6 +30,12 @@ enum
 
 #define MAX_PARAMS (P_FIRST_FIELD + LI_NFIELDS)
 
+/* A call's shape: bit i set when parameter $(i + 1) is not NULL. */
+#define SHAPE_BIT(i)  (UINT64CONST(1) << (i))
+#define ALL_SHAPES    (~UINT64CONST(0))
+#define UPDATE_SHAPES 16
+StaticAssertDecl(MAX_PARAMS <= 64, "a shape is a 64-bit set of parameters");
+
 /* At most this many rounds of "someone else created it first" before giving up. */
 #define MAX_ATTEMPTS 8
 
@@ -153,13 +159,84 @@ lead_row(LeadRow *row)
 	ReleaseTupleDesc(desc);
 }
 
+/*
+ * The UPDATE of a locked lead for one shape: the set of parameters that are not NULL. A
+ * present value overwrites, an absent one keeps the stored value (contract section 5);
+ * ALL_SHAPES is the statement for any call, each column coalesce($n, l.column).
+ */
+static char *
+update_sql(uint64 shape)
+{
+	StringInfoData upd;
+	bool any = shape == ALL_SHAPES;
+
+	initStringInfo(&upd);
+	appendStringInfoString(&upd, "UPDATE leadintake.leads AS l SET updated_at = pg_catalog.now()");
+	if (any || (shape & SHAPE_BIT(P_FULL_NAME)))
+		appendStringInfoString(&upd, any ? ", full_name = coalesce($2, l.full_name)"
+										 : ", full_name = $2");
+	if (any || (shape & SHAPE_BIT(P_PHONE)))
+		appendStringInfoString(&upd, any ? ", phone = coalesce($3, l.phone)" : ", phone = $3");
+	if (any || (shape & SHAPE_BIT(P_PHONE_E164)))
+		appendStringInfoString(&upd, any ? ", phone_e164 = coalesce($4, l.phone_e164)"
+										 : ", phone_e164 = $4");
+	if (any || (shape & SHAPE_BIT(P_EXTRA)))
+		appendStringInfoString(&upd, ", extra = l.extra OPERATOR(pg_catalog.||)"
+									 " coalesce($5, '{}'::pg_catalog.jsonb)");
+	if (any || (shape & SHAPE_BIT(P_DIALER_LEAD_ID)))
+		appendStringInfoString(&upd, ", dialer_lead_id = coalesce(l.dialer_lead_id, $6)");
+	for (int i = P_FIRST_FIELD; i < nparams; i++)
+	{
+		const DialerField *f = &li_fields[param_field[i]];
+
+		if (any)
+			appendStringInfo(&upd, ", %s = coalesce($%d%s, l.%s)", quote_identifier(f->column),
+							 i + 1, type_cast(f->kind), quote_identifier(f->column));
+		else if (shape & SHAPE_BIT(i))
+			appendStringInfo(&upd, ", %s = $%d%s", quote_identifier(f->column), i + 1,
+							 type_cast(f->kind));
+	}
+	appendStringInfoString(&upd, " WHERE l.id OPERATOR(pg_catalog.=) $1 RETURNING l");
+	return upd.data;
+}
+
+/*
+ * The UPDATE plan for this call's shape. Setting only the columns a call sends makes the
+ * statement compute a third of the columns (most payloads carry about 20 of 50 fields).
+ * A backend keeps the plans of its first UPDATE_SHAPES shapes; any other uses the
+ * statement for all shapes, so a client varying its fields cannot grow memory.
+ */
+static SPIPlanPtr
+update_plan_for(const char *nulls)
+{
+	static struct
+	{
+		uint64 shape;
+		SPIPlanPtr plan;
+	} shapes[UPDATE_SHAPES];
+	static int nshapes = 0;
+	uint64 shape = 0;
+
+	for (int i = P_FULL_NAME; i < nparams; i++)
+		if (nulls[i] == ' ')
+			shape |= SHAPE_BIT(i);
+	for (int i = 0; i < nshapes; i++)
+		if (shapes[i].shape == shape)
+			return shapes[i].plan;
+	if (nshapes == UPDATE_SHAPES)
+		return update_plan;
+	shapes[nshapes].plan = li_keep_plan(update_sql(shape), nparams, param_types);
+	shapes[nshapes].shape = shape;
+	return shapes[nshapes++].plan;
+}
+
 static void
 prepare_plans(void)
 {
 	Oid two_text[2] = {TEXTOID, TEXTOID};
 	Oid log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID,   INETOID,  INT4OID, TEXTOID,
 						 INT8OID,        BOOLOID, FLOAT8OID, JSONBOID, TEXTOID};
-	StringInfoData ins, upd;
+	StringInfoData ins;
 
 	/* A claim that is new needs no more; one that exists is locked, then the lead re-read. */
 	claim_plan = li_keep_plan("INSERT INTO leadintake.phone_claims (phone_e164) VALUES ($1)"
@@ -178,17 +255,8 @@ prepare_plans(void)
 	nparams = P_FIRST_FIELD;
 
 	initStringInfo(&ins);
-	initStringInfo(&upd);
 	appendStringInfoString(&ins, "INSERT INTO leadintake.leads AS l (assigned_agent_id,"
 								 " full_name, phone, phone_e164, extra, dialer_lead_id");
-	appendStringInfoString(&upd, "UPDATE leadintake.leads AS l SET"
-								 " full_name = coalesce($2, l.full_name),"
-								 " phone = coalesce($3, l.phone),"
-								 " phone_e164 = coalesce($4, l.phone_e164),"
-								 " extra = l.extra OPERATOR(pg_catalog.||)"
-								 " coalesce($5, '{}'::pg_catalog.jsonb),"
-								 " dialer_lead_id = coalesce(l.dialer_lead_id, $6),"
-								 " updated_at = pg_catalog.now()");
 	for (int f = 0; f < LI_NFIELDS; f++)
 	{
 		if (!stored_directly(f))
@@ -197,19 +265,15 @@ prepare_plans(void)
 		param_types[nparams] = TEXTOID;
 		nparams++;
 		appendStringInfo(&ins, ", %s", quote_identifier(li_fields[f].column));
-		appendStringInfo(&upd, ", %s = coalesce($%d%s, l.%s)",
-						 quote_identifier(li_fields[f].column), nparams,
-						 type_cast(li_fields[f].kind), quote_identifier(li_fields[f].column));
 	}
 	appendStringInfoString(&ins, ") VALUES ($1, $2, $3, $4,"
 								 " coalesce($5, '{}'::pg_catalog.jsonb), $6");
 	for (int i = P_FIRST_FIELD; i < nparams; i++)
 		appendStringInfo(&ins, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
 	appendStringInfoString(&ins, ") ON CONFLICT (dialer_lead_id) DO NOTHING RETURNING l");
-	appendStringInfoString(&upd, " WHERE l.id OPERATOR(pg_catalog.=) $1 RETURNING l");
 
 	insert_plan = li_keep_plan(ins.data, nparams, param_types);
-	update_plan = li_keep_plan(upd.data, nparams, param_types);
+	update_plan = li_keep_plan(update_sql(ALL_SHAPES), nparams, param_types);
 
 	log_plan = li_keep_plan("INSERT INTO leadintake.intake_log (received_at, source, key_name,"
 							" client_addr, status, error, lead_id, created, duration_ms,"
@@ -276,7 +340,7 @@ update_locked(Payload *p, FoundLead *found, Datum *values, char *nulls)
 	/* NULL keeps the stored value */
 	values[P_FULL_NAME] = text_or_null(full_name, &nulls[P_FULL_NAME]);
 	values[P_PHONE_E164] = text_or_null(e164, &nulls[P_PHONE_E164]);
-	if (!write_lead(update_plan, values, nulls))
+	if (!write_lead(update_plan_for(nulls), values, nulls))
 		elog(ERROR, "locked lead disappeared");
 }
 

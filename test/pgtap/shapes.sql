@@ -1,0 +1,48 @@
+-- test/pgtap/shapes.sql: an update writes exactly the fields a call sends (contract section 5)
+-- whatever statement carries it. A backend keeps an UPDATE for each of its first 16 sets of
+-- present fields (extension/store.c); later sets use the statement for any call. This file
+-- sends 24 different sets in one session, so both kinds run.
+-- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
+-- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
+--   pg_prove -d DB test/pgtap/shapes.sql
+
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS leadintake CASCADE;
+CREATE EXTENSION leadintake;
+INSERT INTO leadintake.agents (username) VALUES ('agent1');
+
+SELECT plan(6);
+
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "phone_number": "07700 900123", "city": "Start", "first_name": "Sam", "last_name": "Shape", "extra_field": "kept"}') IS NOT NULL AS made \gset
+
+-- 24 text fields other than the name parts and the city, each sent alone with its own value.
+CREATE TEMP TABLE sent AS
+SELECT json_key, column_name, 'v' || row_number() OVER (ORDER BY json_key) AS v
+  FROM leadintake.fields()
+ WHERE kind = 'text' AND max_length >= 20
+   AND json_key NOT IN ('lead_id', 'first_name', 'middle_initial', 'last_name', 'full_name', 'city')
+ ORDER BY json_key LIMIT 24;
+SELECT is((SELECT count(*) FROM sent), 24::bigint, '24 fields to send, one set each');
+
+CREATE TEMP TABLE answers AS
+SELECT s.json_key, leadintake_from_dialer(jsonb_build_object('user', 'agent1', 'lead_id', 'S-1', s.json_key, s.v)) AS r
+  FROM sent s ORDER BY s.json_key;
+SELECT is((SELECT count(*) FROM answers WHERE (r ->> 'created')::boolean = false), 24::bigint,
+    'each of the 24 calls updated lead S-1');
+SELECT is((SELECT count(*) FROM sent s, leadintake.leads l
+            WHERE l.dialer_lead_id = 'S-1' AND to_jsonb(l) ->> s.column_name = s.v), 24::bigint,
+    'every field sent was stored, by the kept statements and by the general one');
+SELECT is((SELECT city || ' ' || full_name || ' ' || phone || ' ' || (extra ->> 'extra_field')
+             FROM leadintake.leads WHERE dialer_lead_id = 'S-1'),
+    'Start Sam Shape 07700 900123 kept', 'fields never sent again kept their values');
+
+-- One call with several fields: those overwrite, the 24 earlier values stay.
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "city": "Leeds", "last_name": "Moved"}') -> 'lead' ->> 'full_name',
+    'Sam Moved', 'a later call with several fields: its fields overwrite, the name follows');
+SELECT is((SELECT count(*) FROM sent s, leadintake.leads l
+            WHERE l.dialer_lead_id = 'S-1' AND to_jsonb(l) ->> s.column_name = s.v
+              AND l.city = 'Leeds'), 24::bigint,
+    '... and the 24 earlier values are still there');
+
+SELECT * FROM finish();
+DROP EXTENSION leadintake CASCADE;
