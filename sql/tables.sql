@@ -20,8 +20,11 @@ SELECT f.json_key, f.column_name
 -- The field table itself, as documented in README.md.
 SELECT * FROM leadintake.fields();
 -- Unique: agents.username, agents.dialer_user_id (nullable), leads.dialer_lead_id.
-SELECT conrelid::regclass, conname, contype FROM pg_constraint
- WHERE connamespace = 'leadintake'::regnamespace ORDER BY 1, 2;
+-- intake_log.source: a domain (1.3).
+SELECT CASE WHEN conrelid <> 0 THEN conrelid::regclass::text
+            ELSE 'domain ' || contypid::regtype END AS object, conname, contype
+  FROM pg_constraint
+ WHERE connamespace = 'leadintake'::regnamespace ORDER BY conrelid, conname;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 INSERT INTO leadintake.agents (username, dialer_user_id) VALUES ('x1', NULL), ('x2', NULL);
 INSERT INTO leadintake.agents (username, dialer_user_id) VALUES ('x3', '1001');

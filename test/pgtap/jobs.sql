@@ -195,14 +195,14 @@ SELECT results_eq(
     $$VALUES ('true', 'true', 'Rita Replay', 'latecomer', 'JOBS-R1')$$,
     'replay once the agent exists: the success body, lead created for that agent');
 SELECT results_eq(
-    $$SELECT source, status, created, lead_id, key_name, client_addr, payload
+    $$SELECT source::text, status, created, lead_id, key_name, client_addr, payload
         FROM leadintake.intake_log WHERE id > (SELECT log_id FROM r) ORDER BY id$$,
     $$SELECT 'replay', 201, true, (SELECT (res -> 'lead' ->> 'id')::bigint FROM r1),
              NULL::text, NULL::inet,
              '{"user":"latecomer","lead_id":"JOBS-R1","first_name":"Rita","last_name":"Replay"}'::jsonb$$,
     'replay: its own log row: source replay, 201, the lead, the same payload');
 SELECT results_eq(
-    $$SELECT source, status, lead_id FROM leadintake.intake_log WHERE id = (SELECT log_id FROM r)$$,
+    $$SELECT source::text, status, lead_id FROM leadintake.intake_log WHERE id = (SELECT log_id FROM r)$$,
     $$VALUES ('http', 404, NULL::bigint)$$,
     'replay: the replayed log row is unchanged');
 SELECT is((SELECT leadintake.replay(log_id) ->> 'created' FROM r), 'false',

@@ -86,7 +86,8 @@ SELECT col_type_is('leadintake', 'leads', 'updated_at', 'timestamp with time zon
 SELECT columns_are('leadintake', 'intake_log', ARRAY['id', 'received_at', 'source', 'key_name', 'client_addr', 'status', 'error', 'lead_id', 'created', 'duration_ms', 'payload', 'raw_body']);
 SELECT col_type_is('leadintake', 'intake_log', 'id', 'bigint', 'intake_log.id is bigint');
 SELECT col_type_is('leadintake', 'intake_log', 'received_at', 'timestamp with time zone', 'intake_log.received_at is timestamp with time zone');
-SELECT col_type_is('leadintake', 'intake_log', 'source', 'text', 'intake_log.source is text');
+SELECT col_type_is('leadintake', 'intake_log', 'source', 'leadintake.intake_source',
+    'intake_log.source is leadintake.intake_source (text; one of http, sql, inbox, replay)');
 SELECT col_type_is('leadintake', 'intake_log', 'key_name', 'text', 'intake_log.key_name is text');
 SELECT col_type_is('leadintake', 'intake_log', 'client_addr', 'inet', 'intake_log.client_addr is inet');
 SELECT col_type_is('leadintake', 'intake_log', 'status', 'integer', 'intake_log.status is integer');

@@ -22,7 +22,7 @@
 -- described again: both must be identical, kind by kind.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(75);
+SELECT plan(77);
 
 CREATE FUNCTION pg_temp.describe() RETURNS TABLE (kind text, item text)
 LANGUAGE sql AS $$
@@ -224,9 +224,14 @@ SELECT results_eq('SELECT t, n FROM data_10',
     'at 1.0: 3 agents, 4 leads, 8 log rows, 3 inbox rows, 2 phone claims');
 
 -- ================================================================ ALTER EXTENSION UPDATE
+SELECT pg_relation_filenode('leadintake.intake_log') AS log_file_10 \gset
 SELECT lives_ok('ALTER EXTENSION leadintake UPDATE', 'ALTER EXTENSION leadintake UPDATE');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.2',
-    'the extension is now at 1.2');
+SELECT is(pg_relation_filenode('leadintake.intake_log'), :log_file_10::oid,
+    '1.3 moved intake_log.source to a domain without rewriting the log');
+SELECT throws_ok($$INSERT INTO leadintake.intake_log (source, status) VALUES ('email', 201)$$,
+    '23514', NULL, '... and the domain still refuses a source other than the four');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.3',
+    'the extension is now at 1.3');
 SELECT is((SELECT mode IN ('batched', 'per call') AND waiting >= 0 FROM leadintake.notify_status()),
     true, 'the 1.2 function notify_status works on the updated database');
 SELECT results_eq('SELECT t, n, sum FROM pg_temp.data()', 'SELECT t, n, sum FROM data_10',
@@ -264,12 +269,12 @@ SELECT ok(has_function_privilege('leadintake_shim', 'leadintake.http_intake(byte
           AND has_table_privilege('leadintake_reader', 'leadintake.leads', 'SELECT'),
     'the 1.1 roles have their grants on the updated objects');
 
--- ================================================================ the same objects as a fresh 1.2
+-- ================================================================ the same objects as a fresh 1.3
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.describe();
 DROP EXTENSION leadintake CASCADE;
 CREATE EXTENSION leadintake;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.2',
-    'a fresh CREATE EXTENSION leadintake installs 1.2');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.3',
+    'a fresh CREATE EXTENSION leadintake installs 1.3');
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.describe();
 
 CREATE TEMP TABLE kinds (kind text PRIMARY KEY);
