@@ -191,6 +191,7 @@ typedef enum
 typedef struct FoundLead
 {
 	int64 id;
+	ItemPointerData tid; /* of the locked version: the update goes straight to it */
 	char *column[FL_NCOLUMNS];
 } FoundLead;
 

@@ -183,6 +183,7 @@ find_by_probes(Relation rel, const char *lead_id, const char *e164, FoundLead *o
 		bool isnull;
 
 		out->id = DatumGetInt64(slot_getattr(slot, lock_attnum[0], &isnull));
+		out->tid = slot->tts_tid;
 		for (int i = 1; i < NLOCK_COLUMNS; i++)
 			out->column[i - 1] = text_column(slot, i);
 	}
@@ -204,8 +205,8 @@ find_by_statement(const char *lead_id, const char *e164, FoundLead *out)
 		Oid two_text[2] = {TEXTOID, TEXTOID};
 
 		find_plan = li_keep_plan(
-			"SELECT id, first_name, middle_initial, last_name, phone, phone_code, dialer_lead_id"
-			"  FROM leadintake.leads WHERE id OPERATOR(pg_catalog.=) coalesce("
+			"SELECT id, first_name, middle_initial, last_name, phone, phone_code, dialer_lead_id,"
+			" ctid FROM leadintake.leads WHERE id OPERATOR(pg_catalog.=) coalesce("
 			"(SELECT id FROM leadintake.leads WHERE dialer_lead_id OPERATOR(pg_catalog.=) $1),"
 			"(SELECT id FROM leadintake.leads WHERE phone_e164 OPERATOR(pg_catalog.=) $2"
 			" ORDER BY created_at, id LIMIT 1)) FOR UPDATE",
@@ -221,6 +222,8 @@ find_by_statement(const char *lead_id, const char *e164, FoundLead *out)
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	for (int i = 1; i < NLOCK_COLUMNS; i++)
 		out->column[i - 1] = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+	out->tid = *(ItemPointer) DatumGetPointer(
+		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, NLOCK_COLUMNS + 1, &isnull));
 	return true;
 }
 

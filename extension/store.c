@@ -29,6 +29,8 @@ enum
 };
 
 #define MAX_PARAMS (P_FIRST_FIELD + LI_NFIELDS)
+/* After the fields, the update's last parameter: the locked version's ctid. */
+#define P_TID nparams
 
 /* A call's shape: bit i set when parameter $(i + 1) is not NULL. */
 #define SHAPE_BIT(i)  (UINT64CONST(1) << (i))
@@ -41,7 +43,7 @@ StaticAssertDecl(MAX_PARAMS <= 64, "a shape is a 64-bit set of parameters");
 
 static SPIPlanPtr claim_plan, lock_claim_plan, insert_plan, update_plan, log_plan;
 static int nparams;
-static Oid param_types[MAX_PARAMS];
+static Oid param_types[MAX_PARAMS + 1];
 static FieldId param_field[MAX_PARAMS];
 
 SPIPlanPtr
@@ -196,7 +198,11 @@ update_sql(uint64 shape)
 			appendStringInfo(&upd, ", %s = $%d%s", quote_identifier(f->column), i + 1,
 							 type_cast(f->kind));
 	}
-	appendStringInfoString(&upd, " WHERE l.id OPERATOR(pg_catalog.=) $1 RETURNING l");
+	/* by ctid: the row is locked, so that is its version; no index descent */
+	appendStringInfo(&upd,
+					 " WHERE l.ctid OPERATOR(pg_catalog.=) $%d AND l.id OPERATOR(pg_catalog.=) $1"
+					 " RETURNING l",
+					 P_TID + 1);
 	return upd.data;
 }
 
@@ -225,7 +231,7 @@ update_plan_for(const char *nulls)
 			return shapes[i].plan;
 	if (nshapes == UPDATE_SHAPES)
 		return update_plan;
-	shapes[nshapes].plan = li_keep_plan(update_sql(shape), nparams, param_types);
+	shapes[nshapes].plan = li_keep_plan(update_sql(shape), P_TID + 1, param_types);
 	shapes[nshapes].shape = shape;
 	return shapes[nshapes++].plan;
 }
@@ -272,8 +278,9 @@ prepare_plans(void)
 		appendStringInfo(&ins, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
 	appendStringInfoString(&ins, ") ON CONFLICT (dialer_lead_id) DO NOTHING RETURNING l");
 
+	param_types[P_TID] = TIDOID;
 	insert_plan = li_keep_plan(ins.data, nparams, param_types);
-	update_plan = li_keep_plan(update_sql(ALL_SHAPES), nparams, param_types);
+	update_plan = li_keep_plan(update_sql(ALL_SHAPES), P_TID + 1, param_types);
 
 	log_plan = li_keep_plan("INSERT INTO leadintake.intake_log (received_at, source, key_name,"
 							" client_addr, status, error, lead_id, created, duration_ms,"
@@ -328,6 +335,8 @@ update_locked(Payload *p, FoundLead *found, Datum *values, char *nulls)
 
 	values[P_ID] = Int64GetDatum(found->id);
 	nulls[P_ID] = ' ';
+	values[P_TID] = PointerGetDatum(&found->tid);
+	nulls[P_TID] = ' ';
 	if (full_name == NULL && p->name_part_sent)
 		full_name = li_build_full_name(
 			p->values[F_FIRST_NAME] ? p->values[F_FIRST_NAME] : found->column[FL_FIRST_NAME],
@@ -492,8 +501,8 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 	Payload p;
 	Agent agent;
 	char *error;
-	Datum values[MAX_PARAMS];
-	char nulls[MAX_PARAMS];
+	Datum values[MAX_PARAMS + 1];
+	char nulls[MAX_PARAMS + 1];
 	bool created;
 	LeadRow lead;
 	int ncols;
