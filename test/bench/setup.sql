@@ -3,7 +3,8 @@
 --
 --   agents agent1..agent50     (dialer_user_id 1001..1050)
 --   bench.leads                a plain copy of leadintake.leads (same columns, same indexes,
---                              no foreign key, no trigger): the target of the baseline upsert
+--                              same fillfactor, no foreign key, no trigger): the target of the
+--                              baseline upsert
 --   bench.load(n, baseline)    empties both lead tables (and the log, the inbox, the claims;
 --                              identities restart), loads leads 1..n with the columns a payload sets, ANALYZE
 --   bench.payload(id, agent)   the bench payload as jsonb (bulk and inbox measures; the
@@ -23,6 +24,12 @@ SELECT 'agent' || i, 'Agent ' || i, (1000 + i)::text FROM generate_series(1, 50)
 
 CREATE SCHEMA bench;
 CREATE TABLE bench.leads (LIKE leadintake.leads INCLUDING ALL);
+-- LIKE copies no storage parameters: the baseline gets the same fillfactor as the product.
+DO $$ BEGIN
+    EXECUTE format('ALTER TABLE bench.leads SET (%s)',
+                   (SELECT array_to_string(reloptions, ', ') FROM pg_class
+                     WHERE oid = 'leadintake.leads'::regclass));
+END $$;
 
 DO $$ BEGIN CREATE ROLE crm_shim LOGIN IN ROLE leadintake_shim;
 EXCEPTION WHEN duplicate_object THEN NULL; END $$;
