@@ -34,6 +34,7 @@ enum
 	OPT_MAX_CONNECTIONS,
 	OPT_POOL_SIZE,
 	OPT_POOL_WAIT,
+	OPT_BATCH_MAX,
 	OPT_CONNECT_TIMEOUT,
 	OPT_QUERY_TIMEOUT,
 	OPT_DRAIN_TIMEOUT,
@@ -84,6 +85,9 @@ static const Setting settings[] = {
 	 "database connections, and as many threads making the calls (default 8)"},
 	{OPT_POOL_WAIT, "pool-wait", "LEADINTAKE_POOL_WAIT", "MS",
 	 "longest wait for a free database connection, then 503 (default 2000)"},
+	{OPT_BATCH_MAX, "batch-max", "LEADINTAKE_BATCH_MAX", "N",
+	 "most queued requests one transaction carries, one commit for all; 1 = one each "
+	 "(default 16)"},
 	{OPT_CONNECT_TIMEOUT, "connect-timeout", "LEADINTAKE_CONNECT_TIMEOUT", "SECONDS",
 	 "libpq connect_timeout (default 3)"},
 	{OPT_QUERY_TIMEOUT, "query-timeout", "LEADINTAKE_QUERY_TIMEOUT", "MS",
@@ -325,6 +329,9 @@ apply(int id, const char *v, bool from_env)
 		case OPT_POOL_WAIT:
 			c->pool_wait_ms = parse_uint(s, v, 1, 600000);
 			break;
+		case OPT_BATCH_MAX:
+			c->batch_max = parse_uint(s, v, 1, 64);
+			break;
 		case OPT_CONNECT_TIMEOUT:
 			c->connect_timeout = parse_uint(s, v, 2, 600);
 			break;
@@ -442,6 +449,7 @@ config_load(int argc, char **argv)
 	c->max_connections = 256;
 	c->pool_size = 8;
 	c->pool_wait_ms = 2000;
+	c->batch_max = 16;
 	c->connect_timeout = 3;
 	c->query_timeout_ms = 10000;
 	c->drain_timeout = 30;

@@ -597,21 +597,62 @@ respond_redirect(struct MHD_Connection *con, Request *req, const IntakeResult *r
 	return ret;
 }
 
-/* In a worker thread: the one database call, then the connection goes on. */
 static void
-run_job(void *arg, bool expired)
+resume(Request *req)
+{
+	atomic_store(&req->done, true);
+	MHD_resume_connection(req->con);
+}
+
+/* In a worker thread: the health check's call, then the connection goes on. */
+static void
+run_ping(void *arg, bool expired)
 {
 	Request *req = arg;
 
-	if (expired)
-		req->outcome = DB_UNAVAILABLE;
-	else if (req->route == ROUTE_HEALTH)
-		req->outcome = pool_ping();
-	else
-		req->outcome = pool_intake(req->payload.data ? req->payload.data : "", req->payload.len,
-								   req->key_name, req->client, &req->result);
-	atomic_store(&req->done, true);
-	MHD_resume_connection(req->con);
+	req->outcome = expired ? DB_UNAVAILABLE : pool_ping();
+	resume(req);
+}
+
+/*
+ * In a worker thread: the intake calls queued together, in one transaction (each its own
+ * outcome), then their connections go on.
+ */
+static void
+run_intakes(void **args, const bool *expired, int n)
+{
+	IntakeCall calls[64];
+	IntakeCall *live[64];
+	int nlive = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		Request *req = args[i];
+
+		if (expired[i])
+		{
+			req->outcome = DB_UNAVAILABLE;
+			continue;
+		}
+		calls[i] = (IntakeCall){.body = req->payload.data ? req->payload.data : "",
+								.body_len = req->payload.len,
+								.key_name = req->key_name,
+								.client_addr = req->client};
+		live[nlive++] = &calls[i];
+	}
+	if (nlive > 0)
+		pool_intake_batch(live, nlive);
+	for (int i = 0; i < n; i++)
+	{
+		Request *req = args[i];
+
+		if (!expired[i])
+		{
+			req->outcome = calls[i].outcome;
+			req->result = calls[i].result;
+		}
+		resume(req);
+	}
 }
 
 /* Suspends the connection and hands the call to a worker; the answer comes on resume. */
@@ -621,7 +662,10 @@ submit(struct MHD_Connection *con, Request *req)
 	req->con = con;
 	req->submitted = true;
 	MHD_suspend_connection(con); /* before the worker can resume it */
-	work_submit(&req->job, run_job, req);
+	if (req->route == ROUTE_HEALTH)
+		work_submit(&req->job, run_ping, req);
+	else
+		work_submit_batch(&req->job, run_intakes, req);
 	return MHD_YES;
 }
 

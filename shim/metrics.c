@@ -121,10 +121,19 @@ metrics_render(Buf *out)
 			   "# HELP leadintake_db_errors_total Calls that failed with an unexpected "
 			   "database error (answered 500).\n"
 			   "# TYPE leadintake_db_errors_total counter\n"
-			   "leadintake_db_errors_total %llu\n",
+			   "leadintake_db_errors_total %llu\n"
+			   "# HELP leadintake_db_batches_total Transactions that carried several "
+			   "queued calls (one commit for all).\n"
+			   "# TYPE leadintake_db_batches_total counter\n"
+			   "leadintake_db_batches_total %llu\n"
+			   "# HELP leadintake_db_batch_retries_total Calls run again alone because "
+			   "another call made their batch's transaction fail.\n"
+			   "# TYPE leadintake_db_batch_retries_total counter\n"
+			   "leadintake_db_batch_retries_total %llu\n",
 			   ps.size, ps.busy, ps.idle, ps.waiting, work_queued(), ps.up ? 1 : 0,
 			   (unsigned long long) ps.connects, (unsigned long long) ps.connect_failures,
-			   (unsigned long long) ps.unavailable, (unsigned long long) ps.errors);
+			   (unsigned long long) ps.unavailable, (unsigned long long) ps.errors,
+			   (unsigned long long) ps.batches, (unsigned long long) ps.batch_retries);
 
 	buf_printf(out,
 			   "# HELP leadintake_api_keys Keys loaded from the API key file.\n"

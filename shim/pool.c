@@ -46,6 +46,8 @@ static atomic_ullong n_connects;
 static atomic_ullong n_connect_failures;
 static atomic_ullong n_unavailable;
 static atomic_ullong n_errors;
+static atomic_ullong n_batches;       /* pipelines of several calls */
+static atomic_ullong n_batch_retries; /* calls run again alone after their pipeline failed */
 
 /* Records whether the database answered; says so on stderr when that changes. */
 static void
@@ -430,6 +432,33 @@ pool_shutdown(void)
 	pthread_mutex_unlock(&pool_lock);
 }
 
+/* The row of http_intake into result: DB_OK, or DB_ERROR when it is not one whole row. */
+static DbOutcome
+read_row(PGresult *r, IntakeResult *result)
+{
+	if (PQntuples(r) != 1 || PQnfields(r) != 3 || PQgetisnull(r, 0, 0) || PQgetisnull(r, 0, 1))
+	{
+		log_msg("leadintake.http_intake returned %d rows of %d columns, or a NULL "
+				"status or response",
+				PQntuples(r), PQnfields(r));
+		return DB_ERROR;
+	}
+	result->status = atoi(PQgetvalue(r, 0, 0));
+	result->response = strdup(PQgetvalue(r, 0, 1));
+	if (!PQgetisnull(r, 0, 2))
+		result->dashboard_query = strdup(PQgetvalue(r, 0, 2));
+	return result->response ? DB_OK : DB_ERROR;
+}
+
+static void
+count_outcome(DbOutcome outcome)
+{
+	if (outcome == DB_UNAVAILABLE)
+		atomic_fetch_add(&n_unavailable, 1);
+	else if (outcome == DB_ERROR)
+		atomic_fetch_add(&n_errors, 1);
+}
+
 DbOutcome
 pool_intake(const char *body, size_t body_len, const char *key_name, const char *client_addr,
 			IntakeResult *result)
@@ -470,33 +499,230 @@ pool_intake(const char *body, size_t body_len, const char *key_name, const char 
 						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
 	outcome = classify(slot->conn, r, &drop_conn);
 	if (outcome == DB_OK)
-	{
-		if (PQntuples(r) != 1 || PQnfields(r) != 3 || PQgetisnull(r, 0, 0) || PQgetisnull(r, 0, 1))
-		{
-			log_msg("leadintake.http_intake returned %d rows of %d columns, or a NULL "
-					"status or response",
-					PQntuples(r), PQnfields(r));
-			outcome = DB_ERROR;
-		}
-		else
-		{
-			result->status = atoi(PQgetvalue(r, 0, 0));
-			result->response = strdup(PQgetvalue(r, 0, 1));
-			if (!PQgetisnull(r, 0, 2))
-				result->dashboard_query = strdup(PQgetvalue(r, 0, 2));
-			if (result->response == NULL)
-				outcome = DB_ERROR;
-		}
-	}
+		outcome = read_row(r, result);
 	PQclear(r);
 	if (drop_conn)
 		drop(slot);
 	release(slot);
-	if (outcome == DB_UNAVAILABLE)
-		atomic_fetch_add(&n_unavailable, 1);
-	else if (outcome == DB_ERROR)
-		atomic_fetch_add(&n_errors, 1);
+	count_outcome(outcome);
 	return outcome;
+}
+
+/* Sends what libpq holds for conn, reading meanwhile so the server never blocks on us. */
+static bool
+flush_all(PGconn *conn, double deadline)
+{
+	int f;
+
+	while ((f = PQflush(conn)) == 1)
+	{
+		struct pollfd pfd = {PQsocket(conn), POLLIN | POLLOUT, 0};
+		double left = deadline - now_monotonic();
+		int rc;
+
+		if (left <= 0)
+			return false;
+		rc = poll(&pfd, 1, (int) (left * 1000) + 1);
+		if (rc < 0 && errno != EINTR)
+			return false;
+		if (rc > 0 && (pfd.revents & POLLIN) && !PQconsumeInput(conn))
+			return false;
+	}
+	return f == 0;
+}
+
+/* The next result of a pipeline (NULL ends each call's results); false when lost or late. */
+static bool
+next_result(PGconn *conn, double deadline, PGresult **r)
+{
+	while (PQisBusy(conn))
+	{
+		struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
+		double left = deadline - now_monotonic();
+		int rc;
+
+		if (left <= 0)
+			return false;
+		rc = poll(&pfd, 1, (int) (left * 1000) + 1);
+		if (rc < 0 && errno != EINTR)
+			return false;
+		if (rc > 0 && !PQconsumeInput(conn))
+			return false;
+	}
+	*r = PQgetResult(conn);
+	return PQstatus(conn) == CONNECTION_OK;
+}
+
+/*
+ * Runs the calls of a batch in one pipeline ending in one Sync: one implicit transaction,
+ * one round trip, one commit. Sets each call's outcome, or its retry flag when the
+ * transaction was lost through no fault of that call. False when the connection is in
+ * doubt (lost, late, or a reply out of order): every call is then unavailable.
+ */
+static bool
+run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
+{
+	static const int formats[3] = {1, 0, 0};
+	double deadline =
+		now_monotonic() + (double) n * shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE;
+	PGresult *r;
+	int culprit = -1;
+	bool ok = true;
+	bool synced = false;
+
+	if (!PQenterPipelineMode(conn) || PQsetnonblocking(conn, 1) != 0)
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		const char *values[3] = {
+			calls[i]->body ? calls[i]->body : "", calls[i]->key_name,
+			(calls[i]->client_addr && *calls[i]->client_addr) ? calls[i]->client_addr : NULL};
+		int lengths[3] = {(int) calls[i]->body_len, 0, 0};
+
+		if (!PQsendQueryPrepared(conn, STMT_NAME, 3, values, lengths, formats, 0))
+			return false;
+	}
+	if (!PQpipelineSync(conn) || !flush_all(conn, deadline))
+		return false;
+
+	for (int i = 0; i < n && ok; i++)
+	{
+		IntakeCall *c = calls[i];
+		bool drop_conn;
+
+		if (!next_result(conn, deadline, &r) || r == NULL)
+			return false;
+		switch (PQresultStatus(r))
+		{
+			case PGRES_TUPLES_OK:
+				c->outcome = read_row(r, &c->result);
+				break;
+			case PGRES_PIPELINE_ABORTED:
+				c->retry = true; /* skipped after the culprit's error */
+				break;
+			default:
+				/* this call raised: its own answer; the others of the transaction run again */
+				c->outcome = classify(conn, r, &drop_conn);
+				culprit = i;
+				ok = !drop_conn;
+				break;
+		}
+		PQclear(r);
+		if (!next_result(conn, deadline, &r) || r != NULL)
+		{
+			PQclear(r);
+			return false;
+		}
+	}
+	if (!ok)
+		return false;
+	/*
+	 * Then the Sync's result, once the implicit transaction ended: an error before it means
+	 * the commit failed, and nothing of the batch is stored.
+	 */
+	for (int k = 0; k < 4; k++)
+	{
+		if (!next_result(conn, deadline, &r))
+			return false;
+		if (r == NULL || PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
+		{
+			PQclear(r);
+			continue;
+		}
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+		{
+			PQclear(r);
+			synced = true;
+			break;
+		}
+		else
+		{
+			bool drop_conn;
+			DbOutcome commit = classify(conn, r, &drop_conn);
+
+			PQclear(r);
+			if (drop_conn)
+				return false;
+			for (int i = 0; i < n; i++)
+			{
+				free(calls[i]->result.response);
+				free(calls[i]->result.dashboard_query);
+				calls[i]->result = (IntakeResult){0, NULL, NULL};
+				calls[i]->outcome = commit;
+				calls[i]->retry = false;
+			}
+			culprit = n; /* the commit's failure, nobody's own: no retry */
+		}
+	}
+	if (!synced)
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		if (culprit >= 0 && i != culprit && calls[i]->outcome == DB_OK && culprit < n)
+		{
+			/* answered, then rolled back with the culprit's transaction */
+			free(calls[i]->result.response);
+			free(calls[i]->result.dashboard_query);
+			calls[i]->result.response = calls[i]->result.dashboard_query = NULL;
+			calls[i]->retry = true;
+		}
+	}
+	return PQexitPipelineMode(conn) && PQsetnonblocking(conn, 0) == 0;
+}
+
+void
+pool_intake_batch(IntakeCall *const *calls, int n)
+{
+	Slot *slot;
+
+	for (int i = 0; i < n; i++)
+	{
+		calls[i]->outcome = DB_UNAVAILABLE;
+		calls[i]->retry = false;
+		calls[i]->result = (IntakeResult){0, NULL, NULL};
+	}
+	if (n == 1)
+	{
+		calls[0]->outcome = pool_intake(calls[0]->body, calls[0]->body_len, calls[0]->key_name,
+										calls[0]->client_addr, &calls[0]->result);
+		return;
+	}
+	slot = acquire();
+	if (slot != NULL && ensure_ready(slot))
+	{
+		if (!run_pipeline(slot->conn, calls, n))
+		{
+			for (int i = 0; i < n; i++)
+			{
+				free(calls[i]->result.response);
+				free(calls[i]->result.dashboard_query);
+				calls[i]->result = (IntakeResult){0, NULL, NULL};
+				calls[i]->outcome = DB_UNAVAILABLE;
+				calls[i]->retry = false;
+			}
+			if (PQstatus(slot->conn) != CONNECTION_OK)
+				set_db_state(false, "connection lost");
+			else
+				log_msg("a batch of %d calls got no answer in time: answered 503", n);
+			drop(slot);
+		}
+	}
+	if (slot)
+		release(slot);
+	atomic_fetch_add(&n_batches, 1);
+	for (int i = 0; i < n; i++)
+	{
+		IntakeCall *c = calls[i];
+
+		if (c->retry)
+		{
+			atomic_fetch_add(&n_batch_retries, 1);
+			c->outcome = pool_intake(c->body, c->body_len, c->key_name, c->client_addr, &c->result);
+			c->retry = false;
+		}
+		else
+			count_outcome(c->outcome);
+	}
 }
 
 DbOutcome
@@ -552,4 +778,6 @@ pool_stats(PoolStats *s)
 	s->connect_failures = atomic_load(&n_connect_failures);
 	s->unavailable = atomic_load(&n_unavailable);
 	s->errors = atomic_load(&n_errors);
+	s->batches = atomic_load(&n_batches);
+	s->batch_retries = atomic_load(&n_batch_retries);
 }

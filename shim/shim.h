@@ -39,6 +39,7 @@ typedef struct ShimConfig
 	unsigned max_connections;
 	unsigned pool_size;        /* database connections */
 	unsigned pool_wait_ms;     /* longest wait for a free database connection */
+	unsigned batch_max;        /* most queued intake calls in one transaction */
 	unsigned connect_timeout;  /* seconds, libpq connect_timeout */
 	unsigned query_timeout_ms; /* statement_timeout, and the client's own bound */
 	unsigned drain_timeout;    /* seconds SIGTERM waits for requests in flight */
@@ -156,9 +157,11 @@ typedef struct PoolStats
 	unsigned waiting; /* requests waiting for a connection */
 	uint64_t connects;
 	uint64_t connect_failures;
-	uint64_t unavailable; /* calls answered 503 */
-	uint64_t errors;      /* calls answered 500 */
-	bool up;              /* the last attempt reached the database */
+	uint64_t unavailable;   /* calls answered 503 */
+	uint64_t errors;        /* calls answered 500 */
+	uint64_t batches;       /* transactions of several calls (pool_intake_batch) */
+	uint64_t batch_retries; /* calls run again alone because their batch's transaction failed */
+	bool up;                /* the last attempt reached the database */
 } PoolStats;
 
 extern void pool_init(void);
@@ -166,6 +169,24 @@ extern void pool_shutdown(void);
 /* The one SQL call of an intake request. */
 extern DbOutcome pool_intake(const char *body, size_t body_len, const char *key_name,
 							 const char *client_addr, IntakeResult *result);
+/* One intake call of a batch. retry is internal to pool.c. */
+typedef struct IntakeCall
+{
+	const char *body;
+	size_t body_len;
+	const char *key_name;
+	const char *client_addr;
+	DbOutcome outcome;
+	IntakeResult result;
+	bool retry;
+} IntakeCall;
+
+/*
+ * Several intake calls in one transaction: one round trip and one commit for all (each call
+ * keeps its own subtransaction in http_intake). Each call gets its own outcome, as
+ * pool_intake would give it.
+ */
+extern void pool_intake_batch(IntakeCall *const *calls, int n);
 /* SELECT 1 through the pool (healthz). */
 extern DbOutcome pool_ping(void);
 extern void pool_stats(PoolStats *stats);
@@ -174,11 +195,14 @@ extern void pool_stats(PoolStats *stats);
 
 /* A job: expired is true when it waited past --pool-wait, or the shim is stopping. */
 typedef void (*WorkFn)(void *arg, bool expired);
+/* Jobs submitted with the same batch function, queued together, run in one call of it. */
+typedef void (*WorkBatchFn)(void **args, const bool *expired, int n);
 
 /* The queue's link, kept in the caller's own struct: submitting never allocates or fails. */
 typedef struct WorkJob
 {
 	WorkFn fn;
+	WorkBatchFn batch; /* or NULL */
 	void *arg;
 	double queued_at;
 	struct WorkJob *next;
@@ -186,6 +210,8 @@ typedef struct WorkJob
 
 extern bool work_start(unsigned nworkers);
 extern void work_submit(WorkJob *job, WorkFn fn, void *arg);
+/* Like work_submit; a worker takes up to --batch-max such jobs queued in a row at once. */
+extern void work_submit_batch(WorkJob *job, WorkBatchFn batch, void *arg);
 extern unsigned work_queued(void);
 /* Answers what is queued (as expired), waits for the running jobs, ends the workers. */
 extern void work_stop(void);

@@ -19,14 +19,31 @@ static bool stopping;
 static pthread_t *workers;
 static unsigned nworkers;
 
+/* Takes the head of the queue (with work_lock held); sets *expired. */
+static WorkJob *
+take(bool *expired)
+{
+	WorkJob *job = head;
+
+	head = job->next;
+	if (head == NULL)
+		tail = NULL;
+	queued--;
+	*expired = stopping || now_monotonic() - job->queued_at > shim_config.pool_wait_ms / 1000.0;
+	return job;
+}
+
 static void *
 worker_main(void *unused)
 {
+	WorkJob *batch[64];
+	void *args[64];
+	bool expired[64];
+
 	(void) unused;
 	for (;;)
 	{
-		WorkJob *job;
-		bool expired;
+		int n = 0;
 
 		pthread_mutex_lock(&work_lock);
 		while (head == NULL && !stopping)
@@ -36,16 +53,27 @@ worker_main(void *unused)
 			pthread_mutex_unlock(&work_lock);
 			return NULL;
 		}
-		job = head;
-		head = job->next;
-		if (head == NULL)
-			tail = NULL;
-		queued--;
+		batch[n] = take(&expired[n]);
+		n++;
+		/* what is already queued behind it, never waiting for more */
+		while (batch[0]->batch && head && head->batch == batch[0]->batch &&
+			   n < (int) shim_config.batch_max && n < (int) (sizeof(batch) / sizeof(batch[0])))
+		{
+			batch[n] = take(&expired[n]);
+			n++;
+		}
 		running++;
-		expired = stopping || now_monotonic() - job->queued_at > shim_config.pool_wait_ms / 1000.0;
 		pthread_mutex_unlock(&work_lock);
 
-		job->fn(job->arg, expired); /* job may be gone after this */
+		/* the jobs may be gone after this */
+		if (batch[0]->batch)
+		{
+			for (int i = 0; i < n; i++)
+				args[i] = batch[i]->arg;
+			batch[0]->batch(args, expired, n);
+		}
+		else
+			batch[0]->fn(batch[0]->arg, expired[0]);
 
 		pthread_mutex_lock(&work_lock);
 		running--;
@@ -72,11 +100,29 @@ work_start(unsigned n)
 	return true;
 }
 
+static void enqueue(WorkJob *job);
+
 void
 work_submit(WorkJob *job, WorkFn fn, void *arg)
 {
 	job->fn = fn;
+	job->batch = NULL;
 	job->arg = arg;
+	enqueue(job);
+}
+
+void
+work_submit_batch(WorkJob *job, WorkBatchFn batch, void *arg)
+{
+	job->fn = NULL;
+	job->batch = batch;
+	job->arg = arg;
+	enqueue(job);
+}
+
+static void
+enqueue(WorkJob *job)
+{
 	job->queued_at = now_monotonic();
 	job->next = NULL;
 	pthread_mutex_lock(&work_lock);

@@ -2,8 +2,9 @@
  * fuzz_http.c: the shim's whole request handling (shim/http.c with form.c, keys.c, acl.c,
  * ratelimit.c, metrics.c, work.c, log.c, buf.c) on libmicrohttpd, in process: each input is
  * the raw bytes a client sends on one connection, handed to the running daemon through
- * MHD_add_connection on a socketpair. Only pool.c is replaced: a fake pool_intake checks
- * what would go to the database and answers by turns 201, 400, 503 (unavailable) or 500.
+ * MHD_add_connection on a socketpair. Only pool.c is replaced: a fake pool_intake (and
+ * pool_intake_batch, call by call) checks what would go to the database and answers by
+ * turns 201, 400, 503 (unavailable) or 500.
  *
  * Input: a first byte choosing the peer address (low bits 0-2: 127.0.0.1; 3: the address
  * follows, 4 bytes of IPv4 or, with bit 2 set, 16 bytes of IPv6), then the bytes of the
@@ -145,6 +146,15 @@ pool_intake(const char *body, size_t len, const char *key_name, const char *clie
 			atomic_fetch_add(&n_failed, 1);
 			return DB_ERROR;
 	}
+}
+
+/* A batch is its calls, one by one: what the HTTP side sees of it is the same. */
+void
+pool_intake_batch(IntakeCall *const *calls, int n)
+{
+	for (int i = 0; i < n; i++)
+		calls[i]->outcome = pool_intake(calls[i]->body, calls[i]->body_len, calls[i]->key_name,
+										calls[i]->client_addr, &calls[i]->result);
 }
 
 /* ---------------------------------------------------------------- set-up */

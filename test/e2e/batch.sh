@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2154  # URL_<name>, PID_<name> are set by shim_started (printf -v)
+# test/e2e/batch.sh: requests queued together share one transaction (--batch-max), and each
+# still gets its own answer. Prints TAP.
+#   1. 40 concurrent requests through one database connection: every one 201, batches were
+#      made (/metrics), ten of them for one lead made exactly one lead, every log row there.
+#   2. A request that fails inside a batch (lock timeout on a lead another session holds)
+#      gets its own 503; the others of its batch are rolled back with it, run again alone
+#      and get their 201, each stored and logged once.
+#   3. --batch-max 1: no batch at all.
+#
+# Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
+# LEADINTAKE_TEST_TMP, PG* variables) or by hand with nothing set: it then starts a
+# throwaway cluster of its own.
+
+set -uo pipefail
+
+ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+. "$ROOT/scripts/lib.sh"
+# shellcheck source=test/e2e/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
+
+SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
+e2e_tmp batch
+SHIM_PIDS=()
+OWN_CLUSTER=""
+HOLDER=""
+
+if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
+    DB=$LEADINTAKE_TEST_DB
+    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
+else
+    DB=e2e_batch
+    e2e_own_cluster "$DB"
+    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
+fi
+export PGUSER=${PGUSER:-postgres}
+unset PGDATABASE
+q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+
+cleanup() {
+    local pid
+    trap - EXIT INT TERM
+    [ -n "$HOLDER" ] && stop_pid "$HOLDER"
+    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
+    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
+    [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+[ -x "$SHIM" ] || { echo "1..0 # SKIP no shim binary at $SHIM"; exit 0; }
+q -c "INSERT INTO leadintake.agents (username) VALUES ('agent1')" >/dev/null \
+    || bail "cannot seed"
+SECRET=batch-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'batch:%s\n' "$SECRET" >"$T/keys"
+chmod 600 "$T/keys"
+
+echo "1..17"
+
+# start_shim NAME CONNINFO ARGS...: on a free loopback port; stdout in $T/NAME.out.
+start_shim() {
+    local name=$1 conninfo=$2
+    shift 2
+    "$SHIM" --listen 127.0.0.1:0 --db "$conninfo" --api-key-file "$T/keys" "$@" \
+        >"$T/$name.out" 2>"$T/$name.err" &
+    shim_started "$name" $! http
+}
+# post URL OUTFILE JSON: one request; OUTFILE gets the status code, OUTFILE.body the body,
+# OUTFILE.hdr the headers. bg URL OUTFILE JSON: the same in the background (its pid in BG).
+BG=()
+post() {
+    curl -s --max-time 30 -o "$2.body" -D "$2.hdr" -w '%{http_code}' \
+        -H "X-Dialer-Api-Key: $SECRET" -H 'Content-Type: application/json' \
+        --data-binary "$3" "$1/api/leads/from-dialer/" >"$2" 2>/dev/null
+}
+bg() { post "$@" & BG+=($!); }
+wait_bg() { local p; for p in "${BG[@]}"; do wait "$p"; done; BG=(); }
+code() { cat "$1" 2>/dev/null; }
+metric() { curl -s "$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+
+# ================================================================ 1. batches under load
+if ! start_shim one "$CONNINFO" --pool-size 1 --batch-max 16; then
+    bail "the shim does not start: $(cat "$T/one.err")"
+fi
+U=$URL_one
+for i in $(seq 1 30); do
+    bg "$U" "$T/l$i" "{\"user\": \"agent1\", \"lead_id\": \"B-$i\", \"phone_number\": \"07700 9$(printf %05d "$i")\", \"city\": \"c$i\"}"
+done
+for i in $(seq 1 10); do
+    bg "$U" "$T/d$i" "{\"user\": \"agent1\", \"lead_id\": \"B-DUP\", \"phone_number\": \"07700 800000\", \"notes\": \"n$i\"}"
+done
+wait_bg
+codes=$(for f in "$T"/l* "$T"/d*; do case $f in *.body | *.hdr) ;; *) code "$f"; echo ;; esac; done | sort | uniq -c | tr -s ' ' | sed 's/^ //')
+is "40 concurrent requests over one database connection: all 201" "$codes" "40 201"
+like "they went in batches (leadintake_db_batches_total > 0)" "$(metric "$U" leadintake_db_batches_total)" '^[1-9][0-9]*$'
+is "the 30 distinct leads are stored, each once, with its own city" \
+    "$(q -c "SELECT count(*), count(DISTINCT dialer_lead_id) FROM leadintake.leads
+              WHERE dialer_lead_id ~ '^B-[0-9]+\$' AND city = 'c' || substr(dialer_lead_id, 3)")" "30|30"
+is "ten requests for one lead, some in one batch: exactly one lead" \
+    "$(q -c "SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'B-DUP'")" 1
+is "... and it holds one of their notes" \
+    "$(q -c "SELECT notes ~ '^n([1-9]|10)\$' FROM leadintake.leads WHERE dialer_lead_id = 'B-DUP'")" t
+is "every request has its log row, status 201" \
+    "$(q -c "SELECT count(*) FILTER (WHERE status = 201), count(*) FROM leadintake.intake_log WHERE source = 'http'")" "40|40"
+
+# ================================================================ 2. a failure inside a batch
+# The lead B-LOCKED, locked by another session for 8 s; the shim's sessions wait 1.5 s.
+post "$U" "$T/mk" '{"user": "agent1", "lead_id": "B-LOCKED", "phone_number": "07700 700000", "city": "Before"}'
+stop_pid "$PID_one"
+if ! start_shim two "$CONNINFO options='-c lock_timeout=1500'" --pool-size 1 --batch-max 16; then
+    bail "the second shim does not start: $(cat "$T/two.err")"
+fi
+U=$URL_two
+q -c "BEGIN" -c "SELECT 1 FROM leadintake.leads WHERE dialer_lead_id = 'B-LOCKED' FOR UPDATE" \
+  -c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null 2>&1 &
+HOLDER=$!
+sleep 0.5
+# X takes the one connection and waits on the lock; the next four queue behind it and then
+# go as one batch, in which C waits on the lock again.
+bg "$U" "$T/x" '{"user": "agent1", "lead_id": "B-LOCKED", "city": "X"}'
+sleep 0.3
+bg "$U" "$T/b1" '{"user": "agent1", "lead_id": "B-R1", "phone_number": "07700 600001"}'
+sleep 0.1
+bg "$U" "$T/b2" '{"user": "agent1", "lead_id": "B-R2", "phone_number": "07700 600002"}'
+sleep 0.1
+bg "$U" "$T/c" '{"user": "agent1", "lead_id": "B-LOCKED", "city": "C"}'
+sleep 0.1
+bg "$U" "$T/b3" '{"user": "agent1", "lead_id": "B-R3", "phone_number": "07700 600003"}'
+wait_bg
+is "X, alone, waited for the lock past lock_timeout: 503" "$(code "$T/x")" 503
+is "C, inside the batch, did the same: its own 503" "$(code "$T/c")" 503
+like "... with Retry-After" "$(tr -d '\r' <"$T/c.hdr" | grep -i '^retry-after:')" '^[Rr]etry-[Aa]fter: [0-9]+'
+is "the three others of C's batch: 201 each" "$(code "$T/b1") $(code "$T/b2") $(code "$T/b3")" "201 201 201"
+like "they were run again alone (leadintake_db_batch_retries_total >= 3)" \
+    "$(metric "$U" leadintake_db_batch_retries_total)" '^([3-9]|[1-9][0-9]+)$'
+is "each of them stored once" \
+    "$(q -c "SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id IN ('B-R1', 'B-R2', 'B-R3')")" 3
+is "each logged once (the rolled-back attempt left no row)" \
+    "$(q -c "SELECT count(*) FROM leadintake.intake_log WHERE payload ->> 'lead_id' IN ('B-R1', 'B-R2', 'B-R3')")" 3
+is "the locked lead was changed by neither X nor C" \
+    "$(q -c "SELECT city FROM leadintake.leads WHERE dialer_lead_id = 'B-LOCKED'")" Before
+wait "$HOLDER" 2>/dev/null
+HOLDER=""
+post "$U" "$T/c2" '{"user": "agent1", "lead_id": "B-LOCKED", "city": "C"}'
+is "C sent again once the lock is gone: 201, stored" \
+    "$(code "$T/c2") $(q -c "SELECT city FROM leadintake.leads WHERE dialer_lead_id = 'B-LOCKED'")" "201 C"
+
+# ================================================================ 3. --batch-max 1
+stop_pid "$PID_two"
+if ! start_shim three "$CONNINFO" --pool-size 1 --batch-max 1; then
+    bail "the third shim does not start: $(cat "$T/three.err")"
+fi
+U=$URL_three
+for i in $(seq 1 12); do
+    bg "$U" "$T/s$i" "{\"user\": \"agent1\", \"lead_id\": \"B-S$i\"}"
+done
+wait_bg
+codes=$(for i in $(seq 1 12); do code "$T/s$i"; echo; done | sort | uniq -c | tr -s ' ' | sed 's/^ //')
+is "--batch-max 1: 12 concurrent requests, all 201" "$codes" "12 201"
+is "... and no batch was made" "$(metric "$U" leadintake_db_batches_total)" 0
+
+[ "$FAILED" = 0 ]
