@@ -1,7 +1,7 @@
--- test/pgtap/shapes.sql: an update writes exactly the fields a call sends (contract section 5)
+-- test/pgtap/shapes.sql: a write stores exactly the fields a call sends (contract section 5)
 -- whatever statement carries it. A backend keeps an UPDATE for each of its first 16 sets of
 -- present fields (extension/store.c); later sets use the statement for any call. This file
--- sends 24 different sets in one session, so both kinds run.
+-- sends 24 different sets in one session, so both kinds run; and 24 new leads of one field.
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
 --   pg_prove -d DB test/pgtap/shapes.sql
@@ -11,7 +11,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
-SELECT plan(8);
+SELECT plan(10);
 
 SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "phone_number": "07700 900123", "city": "Start", "first_name": "Sam", "last_name": "Shape", "extra_field": "kept"}') IS NOT NULL AS made \gset
 
@@ -43,6 +43,19 @@ SELECT is((SELECT count(*) FROM sent s, leadintake.leads l
             WHERE l.dialer_lead_id = 'S-1' AND to_jsonb(l) ->> s.column_name = s.v
               AND l.city = 'Leeds'), 24::bigint,
     '... and the 24 earlier values are still there');
+
+-- New leads of one field each: the field, and the defaults for everything else.
+CREATE TEMP TABLE made AS
+SELECT s.json_key, leadintake_from_dialer(jsonb_build_object('user', 'agent1',
+           'lead_id', 'N-' || s.json_key, s.json_key, s.v)) AS r
+  FROM sent s ORDER BY s.json_key;
+SELECT is((SELECT count(*) FROM made WHERE (r ->> 'created')::boolean), 24::bigint,
+    '24 new leads, one field each: all created');
+SELECT is((SELECT count(*) FROM sent s JOIN leadintake.leads l ON l.dialer_lead_id = 'N-' || s.json_key
+            WHERE to_jsonb(l) ->> s.column_name = s.v AND l.status = 'interested'
+              AND l.extra = '{}' AND l.assigned_agent_id IS NOT NULL
+              AND (SELECT count(*) FROM sent s2 WHERE to_jsonb(l) ->> s2.column_name IS NOT NULL) = 1),
+    24::bigint, '... each with its field, its agent, and the defaults for everything else');
 
 -- 1.3 leaves 15 % of each page of leads free, so such an update adds no index entry.
 SELECT is((SELECT reloptions FROM pg_class WHERE oid = 'leadintake.leads'::regclass),
