@@ -81,6 +81,25 @@ first_line(const char *msg, char *out, size_t outlen)
 }
 
 /*
+ * Waits until conn's socket is ready for events, at most until deadline (monotonic), and
+ * reads what came; false when late, or when the poll or the read failed.
+ */
+static bool
+wait_conn(PGconn *conn, double deadline, short events)
+{
+	struct pollfd pfd = {PQsocket(conn), events, 0};
+	double left = deadline - now_monotonic();
+	int rc;
+
+	if (left <= 0)
+		return false;
+	rc = poll(&pfd, 1, (int) (left * 1000) + 1);
+	if (rc < 0)
+		return errno == EINTR;
+	return rc == 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR)) || PQconsumeInput(conn);
+}
+
+/*
  * Waits for the outcome of the command sent on conn until deadline (monotonic). Returns
  * the first error result, else the last result; NULL when the connection was lost or the
  * deadline passed (the connection must then be dropped).
@@ -90,27 +109,12 @@ await_result(PGconn *conn, double deadline)
 {
 	PGresult *kept = NULL;
 	PGresult *r;
-	int fd = PQsocket(conn);
 
 	for (;;)
 	{
 		while (PQisBusy(conn))
-		{
-			struct pollfd pfd;
-			double left = deadline - now_monotonic();
-			int rc;
-
-			if (left <= 0)
+			if (!wait_conn(conn, deadline, POLLIN))
 				goto lost;
-			pfd.fd = fd;
-			pfd.events = POLLIN;
-			pfd.revents = 0;
-			rc = poll(&pfd, 1, (int) (left * 1000) + 1);
-			if (rc < 0 && errno != EINTR)
-				goto lost;
-			if (rc > 0 && !PQconsumeInput(conn))
-				goto lost;
-		}
 		r = PQgetResult(conn);
 		if (r == NULL)
 			break;
@@ -515,19 +519,8 @@ flush_all(PGconn *conn, double deadline)
 	int f;
 
 	while ((f = PQflush(conn)) == 1)
-	{
-		struct pollfd pfd = {PQsocket(conn), POLLIN | POLLOUT, 0};
-		double left = deadline - now_monotonic();
-		int rc;
-
-		if (left <= 0)
+		if (!wait_conn(conn, deadline, POLLIN | POLLOUT))
 			return false;
-		rc = poll(&pfd, 1, (int) (left * 1000) + 1);
-		if (rc < 0 && errno != EINTR)
-			return false;
-		if (rc > 0 && (pfd.revents & POLLIN) && !PQconsumeInput(conn))
-			return false;
-	}
 	return f == 0;
 }
 
@@ -536,21 +529,21 @@ static bool
 next_result(PGconn *conn, double deadline, PGresult **r)
 {
 	while (PQisBusy(conn))
-	{
-		struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
-		double left = deadline - now_monotonic();
-		int rc;
-
-		if (left <= 0)
+		if (!wait_conn(conn, deadline, POLLIN))
 			return false;
-		rc = poll(&pfd, 1, (int) (left * 1000) + 1);
-		if (rc < 0 && errno != EINTR)
-			return false;
-		if (rc > 0 && !PQconsumeInput(conn))
-			return false;
-	}
 	*r = PQgetResult(conn);
 	return PQstatus(conn) == CONNECTION_OK;
+}
+
+/* Forgets a call's answer: its transaction did not commit. */
+static void
+forget(IntakeCall *c, DbOutcome outcome, bool retry)
+{
+	free(c->result.response);
+	free(c->result.dashboard_query);
+	c->result = (IntakeResult){0, NULL, NULL};
+	c->outcome = outcome;
+	c->retry = retry;
 }
 
 /*
@@ -644,13 +637,7 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 			if (drop_conn)
 				return false;
 			for (int i = 0; i < n; i++)
-			{
-				free(calls[i]->result.response);
-				free(calls[i]->result.dashboard_query);
-				calls[i]->result = (IntakeResult){0, NULL, NULL};
-				calls[i]->outcome = commit;
-				calls[i]->retry = false;
-			}
+				forget(calls[i], commit, false);
 			culprit = n; /* the commit's failure, nobody's own: no retry */
 		}
 	}
@@ -658,14 +645,9 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 		return false;
 	for (int i = 0; i < n; i++)
 	{
-		if (culprit >= 0 && i != culprit && calls[i]->outcome == DB_OK && culprit < n)
-		{
-			/* answered, then rolled back with the culprit's transaction */
-			free(calls[i]->result.response);
-			free(calls[i]->result.dashboard_query);
-			calls[i]->result.response = calls[i]->result.dashboard_query = NULL;
-			calls[i]->retry = true;
-		}
+		/* answered, then rolled back with the culprit's transaction */
+		if (culprit >= 0 && culprit < n && i != culprit && calls[i]->outcome == DB_OK)
+			forget(calls[i], DB_UNAVAILABLE, true);
 	}
 	return PQexitPipelineMode(conn) && PQsetnonblocking(conn, 0) == 0;
 }
@@ -677,9 +659,8 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 
 	for (int i = 0; i < n; i++)
 	{
-		calls[i]->outcome = DB_UNAVAILABLE;
-		calls[i]->retry = false;
 		calls[i]->result = (IntakeResult){0, NULL, NULL};
+		forget(calls[i], DB_UNAVAILABLE, false);
 	}
 	if (n == 1)
 	{
@@ -693,13 +674,7 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 		if (!run_pipeline(slot->conn, calls, n))
 		{
 			for (int i = 0; i < n; i++)
-			{
-				free(calls[i]->result.response);
-				free(calls[i]->result.dashboard_query);
-				calls[i]->result = (IntakeResult){0, NULL, NULL};
-				calls[i]->outcome = DB_UNAVAILABLE;
-				calls[i]->retry = false;
-			}
+				forget(calls[i], DB_UNAVAILABLE, false);
 			if (PQstatus(slot->conn) != CONNECTION_OK)
 				set_db_state(false, "connection lost");
 			else

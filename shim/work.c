@@ -100,29 +100,12 @@ work_start(unsigned n)
 	return true;
 }
 
-static void enqueue(WorkJob *job);
-
-void
-work_submit(WorkJob *job, WorkFn fn, void *arg)
+static void
+enqueue(WorkJob *job, WorkFn fn, WorkBatchFn batch, void *arg)
 {
 	job->fn = fn;
-	job->batch = NULL;
-	job->arg = arg;
-	enqueue(job);
-}
-
-void
-work_submit_batch(WorkJob *job, WorkBatchFn batch, void *arg)
-{
-	job->fn = NULL;
 	job->batch = batch;
 	job->arg = arg;
-	enqueue(job);
-}
-
-static void
-enqueue(WorkJob *job)
-{
 	job->queued_at = now_monotonic();
 	job->next = NULL;
 	pthread_mutex_lock(&work_lock);
@@ -134,6 +117,18 @@ enqueue(WorkJob *job)
 	queued++;
 	pthread_cond_signal(&work_cond);
 	pthread_mutex_unlock(&work_lock);
+}
+
+void
+work_submit(WorkJob *job, WorkFn fn, void *arg)
+{
+	enqueue(job, fn, NULL, arg);
+}
+
+void
+work_submit_batch(WorkJob *job, WorkBatchFn batch, void *arg)
+{
+	enqueue(job, NULL, batch, arg);
 }
 
 unsigned

@@ -18,22 +18,8 @@ SELECT leadintake_from_dialer('{"user": "agent1", "phone_number": "07700 900111"
 
 SELECT plan(11);
 
-CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
-    SELECT dblink_connect(name, format('host=%s port=%s dbname=%s user=%s',
-        trim(split_part(current_setting('unix_socket_directories'), ',', 1)),
-        current_setting('port'), current_database(), current_user)) $$;
+\ir sessions.inc
 SELECT pg_temp.connect('b') AS b, pg_temp.connect('a') AS a \gset
--- Until a session waits for another's transaction (A for B on the unique index), at most 10 s.
-CREATE FUNCTION pg_temp.wait_for_waiter() RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-BEGIN
-    WHILE NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted)
-          AND clock_timestamp() < deadline LOOP
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RETURN true;
-END $$;
 
 -- B: the new lead X with another phone, not committed yet.
 SELECT dblink_exec('b', 'BEGIN') AS begun \gset

@@ -13,21 +13,8 @@ INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
 SELECT plan(14);
 
-CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
-    SELECT dblink_connect(name, format('host=%s port=%s dbname=%s user=%s',
-        trim(split_part(current_setting('unix_socket_directories'), ',', 1)),
-        current_setting('port'), current_database(), current_user)) $$;
+\ir sessions.inc
 SELECT pg_temp.connect('a') AS a, pg_temp.connect('b') AS b \gset
-CREATE FUNCTION pg_temp.wait_for_waiter() RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-BEGIN
-    WHILE NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted)
-          AND clock_timestamp() < deadline LOOP
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RETURN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted);
-END $$;
 CREATE FUNCTION pg_temp.call(p text) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(p::jsonb) $$;
 
