@@ -101,8 +101,9 @@ def read(name):
 
 
 def syscalls(name):
-    """perf trace -s output as a table: system calls per request, by thread name. A request
-    is one SQL call: one sendto() by libpq in a pool worker (thread name leadintake-shim)."""
+    """perf trace -s output as a table: system calls per request, by thread name. The
+    requests are those the shim's /metrics counted as answered around the trace (name with
+    .requests); the sendto() calls of libpq are the transactions (one per batch)."""
     path = os.path.join(profdir, name)
     if not os.path.exists(path):
         return "(not recorded)"
@@ -117,10 +118,13 @@ def syscalls(name):
                 c = calls[(thread, parts[0])]
                 c[0] += int(parts[1])
                 c[1] += float(parts[3])
-    requests = calls.get(("leadintake-shim", "sendto"), [0])[0]
+    trips = calls.get(("leadintake-shim", "sendto"), [0])[0]
+    counted = os.path.join(profdir, name.replace(".txt", ".requests"))
+    requests = int(open(counted).read().strip() or 0) if os.path.exists(counted) else trips
     if not requests:
         return "(no request seen)"
-    rows = [f"{requests} requests (one sendto() of the SQL call each); per request:",
+    rows = [f"{requests} requests answered (from /metrics, around the trace), {trips} "
+            f"database round trips (sendto() by libpq: a batch is one); per request:",
             f"{'thread':<16} {'syscall':<14} {'calls':>8} {'per req':>8} {'avg µs':>8}"]
     for (t, sc), (n, ms) in sorted(calls.items(), key=lambda kv: (kv[0][0], -kv[1][0])):
         rows.append(f"{t:<16} {sc:<14} {n:>8} {n / requests:>8.2f} {1000 * ms / n:>8.1f}")
