@@ -524,15 +524,48 @@ flush_all(PGconn *conn, double deadline)
 	return f == 0;
 }
 
+/*
+ * A batch's wait for its results. Past soft (one call's --query-timeout and the grace) the
+ * running call is cancelled, once: it then fails alone (57014) and the others are run again,
+ * so batch-mates never wait behind a slow call for more than about one call's bound. Past
+ * hard the connection is given up.
+ */
+typedef struct BatchClock
+{
+	double soft;
+	double hard;
+	bool cancelled;
+} BatchClock;
+
 /* The next result of a pipeline (NULL ends each call's results); false when lost or late. */
 static bool
-next_result(PGconn *conn, double deadline, PGresult **r)
+next_result(PGconn *conn, BatchClock *clock, PGresult **r)
 {
+	*r = NULL;
 	while (PQisBusy(conn))
-		if (!wait_conn(conn, deadline, POLLIN))
+	{
+		if (!clock->cancelled && now_monotonic() >= clock->soft)
+		{
+			PGcancel *cancel = PQgetCancel(conn);
+			char err[128];
+
+			clock->cancelled = true;
+			if (cancel == NULL || !PQcancel(cancel, err, sizeof(err)))
+				clock->hard = now_monotonic(); /* cannot cancel: give up now */
+			PQfreeCancel(cancel);
+		}
+		if (!wait_conn(conn, clock->cancelled ? clock->hard : clock->soft, POLLIN) &&
+			(clock->cancelled || now_monotonic() < clock->soft))
 			return false;
+	}
 	*r = PQgetResult(conn);
-	return PQstatus(conn) == CONNECTION_OK;
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		PQclear(*r);
+		*r = NULL;
+		return false;
+	}
+	return true;
 }
 
 /* Forgets a call's answer: its transaction did not commit. */
@@ -546,25 +579,36 @@ forget(IntakeCall *c, DbOutcome outcome, bool retry)
 	c->retry = retry;
 }
 
+/* What a batch's pipeline left: the connection usable, to be dropped, or in doubt. */
+typedef enum
+{
+	PIPE_OK,
+	PIPE_DROP, /* every call has its outcome, but the connection is not to be used again */
+	PIPE_LOST  /* lost or late: the outcomes are unknown (the commit may have happened) */
+} PipeEnd;
+
 /*
  * Runs the calls of a batch in one pipeline ending in one Sync: one implicit transaction,
  * one round trip, one commit. Sets each call's outcome, or its retry flag when the
- * transaction was lost through no fault of that call. False when the connection is in
- * doubt (lost, late, or a reply out of order): every call is then unavailable.
+ * transaction was lost through no fault of that call. A call that raised gets its own
+ * outcome (a deadlock or serialization failure, which batching itself can cause, is run
+ * again alone too); a commit that failed is every call's outcome.
  */
-static bool
+static PipeEnd
 run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 {
 	static const int formats[3] = {1, 0, 0};
-	double deadline =
-		now_monotonic() + (double) n * shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE;
+	BatchClock clock;
 	PGresult *r;
 	int culprit = -1;
-	bool ok = true;
+	bool drop_conn = false;
 	bool synced = false;
 
+	clock.soft = now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE;
+	clock.hard = clock.soft + QUERY_GRACE;
+	clock.cancelled = false;
 	if (!PQenterPipelineMode(conn) || PQsetnonblocking(conn, 1) != 0)
-		return false;
+		return PIPE_LOST;
 	for (int i = 0; i < n; i++)
 	{
 		const char *values[3] = {
@@ -573,18 +617,18 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 		int lengths[3] = {(int) calls[i]->body_len, 0, 0};
 
 		if (!PQsendQueryPrepared(conn, STMT_NAME, 3, values, lengths, formats, 0))
-			return false;
+			return PIPE_LOST;
 	}
-	if (!PQpipelineSync(conn) || !flush_all(conn, deadline))
-		return false;
+	if (!PQpipelineSync(conn) || !flush_all(conn, clock.soft))
+		return PIPE_LOST;
 
-	for (int i = 0; i < n && ok; i++)
+	for (int i = 0; i < n && !drop_conn; i++)
 	{
 		IntakeCall *c = calls[i];
-		bool drop_conn;
+		const char *code;
 
-		if (!next_result(conn, deadline, &r) || r == NULL)
-			return false;
+		if (!next_result(conn, &clock, &r) || r == NULL)
+			return PIPE_LOST;
 		switch (PQresultStatus(r))
 		{
 			case PGRES_TUPLES_OK:
@@ -595,61 +639,50 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 				break;
 			default:
 				/* this call raised: its own answer; the others of the transaction run again */
+				code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 				c->outcome = classify(conn, r, &drop_conn);
+				c->retry = code && strncmp(code, "40", 2) == 0;
 				culprit = i;
-				ok = !drop_conn;
 				break;
 		}
 		PQclear(r);
-		if (!next_result(conn, deadline, &r) || r != NULL)
+		if (drop_conn)
+			break; /* no commit without the rest of the pipeline: the others run again */
+		if (!next_result(conn, &clock, &r) || r != NULL)
 		{
 			PQclear(r);
-			return false;
+			return PIPE_LOST;
 		}
 	}
-	if (!ok)
-		return false;
 	/*
 	 * Then the Sync's result, once the implicit transaction ended: an error before it means
 	 * the commit failed, and nothing of the batch is stored.
 	 */
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < 4 && !drop_conn && !synced; k++)
 	{
-		if (!next_result(conn, deadline, &r))
-			return false;
-		if (r == NULL || PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
-		{
-			PQclear(r);
-			continue;
-		}
-		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
-		{
-			PQclear(r);
+		if (!next_result(conn, &clock, &r))
+			return PIPE_LOST;
+		if (r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC)
 			synced = true;
-			break;
-		}
-		else
+		else if (r != NULL && PQresultStatus(r) != PGRES_PIPELINE_ABORTED)
 		{
-			bool drop_conn;
 			DbOutcome commit = classify(conn, r, &drop_conn);
 
-			PQclear(r);
-			if (drop_conn)
-				return false;
 			for (int i = 0; i < n; i++)
 				forget(calls[i], commit, false);
 			culprit = n; /* the commit's failure, nobody's own: no retry */
 		}
+		PQclear(r);
 	}
-	if (!synced)
-		return false;
+	if (!synced && !drop_conn)
+		return PIPE_LOST;
+	/* answered, then rolled back with the culprit's transaction */
 	for (int i = 0; i < n; i++)
-	{
-		/* answered, then rolled back with the culprit's transaction */
-		if (culprit >= 0 && culprit < n && i != culprit && calls[i]->outcome == DB_OK)
+		if (culprit >= 0 && culprit < n && i != culprit && !calls[i]->retry)
 			forget(calls[i], DB_UNAVAILABLE, true);
-	}
-	return PQexitPipelineMode(conn) && PQsetnonblocking(conn, 0) == 0;
+	if (drop_conn || !PQexitPipelineMode(conn) || PQsetnonblocking(conn, 0) != 0)
+		return PIPE_DROP;
+	return PIPE_OK;
 }
 
 void
@@ -671,7 +704,10 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 	slot = acquire();
 	if (slot != NULL && ensure_ready(slot))
 	{
-		if (!run_pipeline(slot->conn, calls, n))
+		PipeEnd end = run_pipeline(slot->conn, calls, n);
+
+		atomic_fetch_add(&n_batches, 1);
+		if (end == PIPE_LOST)
 		{
 			for (int i = 0; i < n; i++)
 				forget(calls[i], DB_UNAVAILABLE, false);
@@ -679,12 +715,12 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 				set_db_state(false, "connection lost");
 			else
 				log_msg("a batch of %d calls got no answer in time: answered 503", n);
-			drop(slot);
 		}
+		if (end != PIPE_OK)
+			drop(slot);
 	}
 	if (slot)
 		release(slot);
-	atomic_fetch_add(&n_batches, 1);
 	for (int i = 0; i < n; i++)
 	{
 		IntakeCall *c = calls[i];
@@ -692,8 +728,8 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 		if (c->retry)
 		{
 			atomic_fetch_add(&n_batch_retries, 1);
+			forget(c, DB_UNAVAILABLE, false);
 			c->outcome = pool_intake(c->body, c->body_len, c->key_name, c->client_addr, &c->result);
-			c->retry = false;
 		}
 		else
 			count_outcome(c->outcome);
