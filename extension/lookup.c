@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -66,13 +67,27 @@ index_on(List *indexes, const AttrNumber *keys, int nkeys, bool unique)
 	return InvalidOid;
 }
 
+/* Any change to leads (a column dropped and added again, an index) is looked at afresh. */
+static void
+forget_relation(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == known_rel)
+		known_rel = InvalidOid;
+}
+
 /* False when the probes cannot stand for the statement: then SPI runs it. */
 static bool
 know_relation(Relation rel)
 {
+	static bool watching = false;
 	List *indexes = RelationGetIndexList(rel);
 	bool ok;
 
+	if (!watching)
+	{
+		CacheRegisterRelcacheCallback(forget_relation, (Datum) 0);
+		watching = true;
+	}
 	if (known_rel != RelationGetRelid(rel) || !list_member_oid(indexes, by_lead_id_index) ||
 		!list_member_oid(indexes, by_phone_index))
 	{

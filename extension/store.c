@@ -9,7 +9,9 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
 
@@ -117,14 +119,24 @@ li_lead_columns(int *n)
 	return cols;
 }
 
+/* The map of lead_row, made again after any change to leads (a column dropped and added). */
+static Oid mapped_type = InvalidOid;
+static Oid mapped_rel = InvalidOid;
+
+static void
+forget_row_type(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == mapped_rel)
+		mapped_type = InvalidOid;
+}
+
 /*
  * Deform the row a write returned into li_lead_columns() order. The attribute numbers are
- * found by name once per row type: columns keep theirs for the table's life.
+ * found by name once, and again after leads changes.
  */
 static void
 lead_row(LeadRow *row)
 {
-	static Oid mapped_type = InvalidOid;
 	static AttrNumber *attnum = NULL;
 	int ncols;
 	const char *const *cols = li_lead_columns(&ncols);
@@ -140,11 +152,16 @@ lead_row(LeadRow *row)
 	if (mapped_type != HeapTupleHeaderGetTypeId(h))
 	{
 		if (attnum == NULL)
+		{
 			attnum = MemoryContextAlloc(TopMemoryContext, (LI_NFIELDS + 8) * sizeof(AttrNumber));
+			CacheRegisterRelcacheCallback(forget_row_type, (Datum) 0);
+		}
+		mapped_type = InvalidOid; /* until the whole map is made */
 		for (int i = 0; i < ncols; i++)
 			if ((attnum[i] = SPI_fnumber(desc, cols[i])) <= 0)
 				elog(ERROR, "column \"%s\" of leadintake.leads is missing", cols[i]);
 		mapped_type = HeapTupleHeaderGetTypeId(h);
+		mapped_rel = get_typ_typrelid(mapped_type);
 	}
 	tuple.t_len = HeapTupleHeaderGetDatumLength(h);
 	ItemPointerSetInvalid(&tuple.t_self);

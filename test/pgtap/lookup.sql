@@ -11,7 +11,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
-SELECT plan(14);
+SELECT plan(16);
 
 \ir sessions.inc
 SELECT pg_temp.connect('a') AS a, pg_temp.connect('b') AS b \gset
@@ -91,6 +91,17 @@ SELECT is(pg_temp.call('{"user": "agent1", "phone_number": "07700 900088", "last
 RESET ROLE;
 SELECT is((SELECT count(*) FROM leadintake.leads WHERE phone_e164 = '+447700900088'), 2::bigint,
     'two leads with that phone: the hidden one unchanged, the caller''s own');
+
+-- 5. A column dropped and added again in this session: the look-up and the response read
+-- the new column, not the dropped one (whose old values are still in the rows).
+SELECT pg_temp.call('{"user": "agent1", "lead_id": "L-5", "first_name": "Eve", "middle_initial": "A", "last_name": "Old"}') IS NOT NULL AS made5 \gset
+ALTER TABLE leadintake.leads DROP COLUMN middle_initial;
+ALTER TABLE leadintake.leads ADD COLUMN middle_initial text;
+UPDATE leadintake.leads SET middle_initial = 'B' WHERE dialer_lead_id = 'L-5';
+SELECT is(pg_temp.call('{"user": "agent1", "lead_id": "L-5", "last_name": "New"}') -> 'lead' ->> 'full_name',
+    'Eve B New', 'after DROP and ADD COLUMN middle_initial: the merge reads the new column');
+SELECT is(pg_temp.call('{"user": "agent1", "lead_id": "L-5", "city": "Ely"}') -> 'lead' ->> 'middle_initial',
+    'B', '... and so does the response');
 
 SELECT * FROM finish();
 SELECT dblink_disconnect('a'), dblink_disconnect('b');
