@@ -5,9 +5,10 @@
 #   1. builds the shim with ASan+UBSan (make sanitize-shim: a copy of shim/ built in
 #      build/sanitize, so shim/leadintake-shim is untouched), unless LEADINTAKE_ASAN_SHIM
 #      names one already built;
-#   2. runs the shim's whole end-to-end suite (test/e2e/shim.sh) against it: one assertion
-#      for the suite (its failures shown), one for "no sanitizer report" (ASan errors,
-#      leaks at exit, UBSan), from the sanitizers' log files;
+#   2. runs the shim's whole end-to-end suite (test/e2e/shim.sh), then test/e2e/batch.sh (in
+#      a throwaway cluster of its own), against it: one assertion for each (its failures
+#      shown), one for "no sanitizer report" (ASan errors, leaks at exit, UBSan), from the
+#      sanitizers' log files and the shims' stderr;
 #   3. runs the normal shim under valgrind memcheck over a short mix of requests (every
 #      answer of the contract: 201, 303, 400, 401, 404, 405, 413, 415, healthz, metrics, a
 #      SIGHUP, SIGTERM): no error, nothing definitely or indirectly lost;
@@ -106,29 +107,37 @@ elif [ -n "$ASAN_SHIM" ]; then
 fi
 
 # ---------------------------------------------------------------- 2. shim.sh under ASan
-if [ -n "$ASAN_SHIM" ] && [ -x "$ASAN_SHIM" ]; then
-    mkdir -p "$T/shim" "$T/san"
-    t0=$SECONDS
-    ASAN_OPTIONS="detect_leaks=1:log_path=$T/san/asan:strict_string_checks=1:detect_stack_use_after_return=1" \
-    LSAN_OPTIONS="log_path=$T/san/lsan" \
-    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$T/san/ubsan" \
-    LEADINTAKE_SHIM=$ASAN_SHIM LEADINTAKE_TEST_TMP=$T/shim \
-        bash "$ROOT/test/e2e/shim.sh" >"$T/shim.tap" 2>"$T/shim.stderr"
+# asan_suite NAME [ENV...]: test/e2e/NAME.sh against the ASan shim, one assertion.
+asan_suite() {
+    local name=$1 rc s_ok s_bad s_plan t0=$SECONDS
+    shift
+    mkdir -p "$T/$name"
+    env "$@" ASAN_OPTIONS="detect_leaks=1:log_path=$T/san/asan:strict_string_checks=1:detect_stack_use_after_return=1" \
+        LSAN_OPTIONS="log_path=$T/san/lsan" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$T/san/ubsan" \
+        LEADINTAKE_SHIM=$ASAN_SHIM LEADINTAKE_TEST_TMP=$T/$name \
+        bash "$ROOT/test/e2e/$name.sh" >"$T/$name.tap" 2>"$T/$name.stderr"
     rc=$?
-    s_ok=$(grep -Ec '^ok [0-9]+' "$T/shim.tap")
-    s_bad=$(grep -Ec '^not ok [0-9]+' "$T/shim.tap")
-    s_plan=$(grep -Eo '^1\.\.[0-9]+' "$T/shim.tap" | head -n1 | cut -d. -f3)
-    diag "test/e2e/shim.sh against the ASan+UBSan shim: $s_ok ok, $s_bad not ok, plan ${s_plan:-?}, exit $rc, $((SECONDS - t0)) s"
+    s_ok=$(grep -Ec '^ok [0-9]+' "$T/$name.tap")
+    s_bad=$(grep -Ec '^not ok [0-9]+' "$T/$name.tap")
+    s_plan=$(grep -Eo '^1\.\.[0-9]+' "$T/$name.tap" | head -n1 | cut -d. -f3)
+    diag "test/e2e/$name.sh against the ASan+UBSan shim: $s_ok ok, $s_bad not ok, plan ${s_plan:-?}, exit $rc, $((SECONDS - t0)) s"
     if [ "$s_bad" -eq 0 ] && [ "$rc" -eq 0 ] && [ -n "$s_plan" ] && [ "$s_ok" -ge "$s_plan" ]; then
-        ok "the shim's end-to-end suite passes against the ASan+UBSan shim ($s_ok assertions)"
+        ok "test/e2e/$name.sh passes against the ASan+UBSan shim ($s_ok assertions)"
     else
-        mapfile -t lines < <(grep -E -A3 '^not ok' "$T/shim.tap" | head -n 30; tail -n 3 "$T/shim.stderr")
-        not_ok "the shim's end-to-end suite passes against the ASan+UBSan shim" "${lines[@]}"
+        mapfile -t lines < <(grep -E -A3 '^not ok' "$T/$name.tap" | head -n 30; tail -n 3 "$T/$name.stderr")
+        not_ok "test/e2e/$name.sh passes against the ASan+UBSan shim" "${lines[@]}"
     fi
+}
+if [ -n "$ASAN_SHIM" ] && [ -x "$ASAN_SHIM" ]; then
+    mkdir -p "$T/san"
+    asan_suite shim
+    # the batches (pipelines, re-runs) in a throwaway cluster of its own
+    asan_suite batch -u LEADINTAKE_TEST_DB -u LEADINTAKE_TEST_CONNINFO
     # the reports: files of the sanitizers, and anything on the shims' stderr
     reports=$(ls "$T/san" 2>/dev/null)
     if [ -z "$reports" ] && ! grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
-            "$T/shim"/*.err >/dev/null 2>&1; then
+            "$T/shim"/*.err "$T/batch"/*.err >/dev/null 2>&1; then
         ok "no AddressSanitizer, LeakSanitizer or UBSan report from any shim of the suite"
     else
         lines=()
