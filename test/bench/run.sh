@@ -313,7 +313,7 @@ if perf record -e cpu-clock -o "$WORK/prof/probe.data" -- true >/dev/null 2>&1; 
     load=$!
     sleep 1
     # requests answered meanwhile, from /metrics (a batch makes one sendto() for many)
-    answered() { curl -s "$URL/metrics" | awk '/^leadintake_http_requests_total/ {s += $2} END {print s + 0}'; }
+    answered() { curl -s "${URL%%/api/*}/metrics" | awk '/^leadintake_http_requests_total/ {s += $2} END {print s + 0}'; }
     r0=$(answered)
     timeout -s INT 3 perf trace -s -p "$SHIM_PID" -o "$WORK/prof/shim.trace.txt" >/dev/null 2>&1
     echo $(( $(answered) - r0 )) >"$WORK/prof/shim.trace.requests"

@@ -8,6 +8,11 @@
 #      gets its own 503; the others of its batch are rolled back with it, run again alone
 #      and get their 201, each stored and logged once.
 #   3. --batch-max 1: no batch at all.
+#   4. Two batches that lock two leads in opposite orders deadlock (a BEFORE trigger of the
+#      test makes each update last 0.4 s): the victim and its batch-mate are run again alone,
+#      and all four calls get their 201.
+#   5. A batch whose calls together outlast one call's --query-timeout (+2 s): its running
+#      call is cancelled and answered 503, the others are run again alone: 201.
 #
 # Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
 # LEADINTAKE_TEST_TMP, PG* variables) or by hand with nothing set: it then starts a
@@ -56,7 +61,7 @@ SECRET=batch-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf 'batch:%s\n' "$SECRET" >"$T/keys"
 chmod 600 "$T/keys"
 
-echo "1..17"
+echo "1..25"
 
 # start_shim NAME CONNINFO ARGS...: on a free loopback port; stdout in $T/NAME.out.
 start_shim() {
@@ -159,5 +164,61 @@ wait_bg
 codes=$(for i in $(seq 1 12); do code "$T/s$i"; echo; done | sort | uniq -c | tr -s ' ' | sed 's/^ //')
 is "--batch-max 1: 12 concurrent requests, all 201" "$codes" "12 201"
 is "... and no batch was made" "$(metric "$U" leadintake_db_batches_total)" 0
+
+# ================================================================ 4. a deadlock between batches
+stop_pid "$PID_three"
+# Updates and inserts of a lead whose city is 'slowN' take N seconds (this test's only).
+q -c "CREATE FUNCTION public.batch_slow() RETURNS trigger LANGUAGE plpgsql AS \$\$
+      BEGIN
+          IF NEW.city LIKE 'slow%' THEN PERFORM pg_sleep(substr(NEW.city, 5)::float8); END IF;
+          RETURN NEW;
+      END \$\$" \
+  -c "CREATE TRIGGER batch_slow BEFORE INSERT OR UPDATE ON leadintake.leads
+      FOR EACH ROW EXECUTE FUNCTION public.batch_slow()" >/dev/null || bail "cannot make the trigger"
+q -c "SELECT count(leadintake_from_dialer(jsonb_build_object('user', 'agent1', 'lead_id', l)))
+        FROM unnest(ARRAY['B-X', 'B-Y']) l" >/dev/null || bail "cannot make the leads"
+if ! start_shim four "$CONNINFO" --pool-size 2 --batch-max 2; then
+    bail "the fourth shim does not start: $(cat "$T/four.err")"
+fi
+U=$URL_four
+# Both workers busy for 0.5 s with a gate call each; then one takes X-then-Y, the other
+# Y-then-X, within 0.05 s of each other.
+for n in g1 g2 x1 y1 y2 x2; do
+    case $n in g*) l=B-$n city=slow0.5 ;; x*) l=B-X city=slow0.4 ;; y*) l=B-Y city=slow0.4 ;; esac
+    bg "$U" "$T/dl$n" "{\"user\": \"agent1\", \"lead_id\": \"$l\", \"city\": \"$city\", \"notes\": \"$n\"}"
+    sleep 0.05
+done
+wait_bg
+codes=$(for n in g1 g2 x1 y1 y2 x2; do code "$T/dl$n"; echo; done | sort | uniq -c | tr -s ' ' | sed 's/^ //')
+is "two batches locking B-X and B-Y in opposite orders: all six calls 201" "$codes" "6 201"
+like "... the database did report the deadlock (40P01)" "$(grep -c '40P01' "$T/four.err")" '^[1-9]'
+like "... and the victim and its batch-mate were run again alone (batch_retries_total >= 2)" \
+    "$(metric "$U" leadintake_db_batch_retries_total)" '^([2-9]|[1-9][0-9]+)$'
+is "each of the six calls logged once, 201" \
+    "$(q -c "SELECT count(*) FROM leadintake.intake_log WHERE status = 201 AND payload ->> 'city' IN ('slow0.4', 'slow0.5')")" 6
+
+# ================================================================ 5. a batch too slow as a whole
+stop_pid "$PID_four"
+if ! start_shim five "$CONNINFO" --pool-size 1 --batch-max 8 --query-timeout 1000; then
+    bail "the fifth shim does not start: $(cat "$T/five.err")"
+fi
+U=$URL_five
+# the one worker busy for 0.6 s with a gate call while five calls queue behind it
+bg "$U" "$T/cg" '{"user": "agent1", "lead_id": "B-G", "city": "slow0.6"}'
+sleep 0.2
+# five calls of 0.7 s each (under the 1 s statement_timeout) go as one batch of 3.5 s
+for i in 1 2 3 4 5; do
+    bg "$U" "$T/cs$i" "{\"user\": \"agent1\", \"lead_id\": \"B-C$i\", \"city\": \"slow0.7\"}"
+    sleep 0.05
+done
+wait_bg
+codes=$(for i in 1 2 3 4 5; do code "$T/cs$i"; echo; done | sort | uniq -c | tr -s ' ' | sed 's/^ //' | tr '\n' ',')
+is "a batch of five 0.7 s calls (1 s timeout): the call running at 3 s is cancelled, 503; four 201" \
+    "$codes" "4 201,1 503,"
+like "... the cancel reached the database (57014)" "$(grep -c '57014' "$T/five.err")" '^[1-9]'
+is "... the four stored, the cancelled one not" \
+    "$(q -c "SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id LIKE 'B-C_'")" 4
+is "the gate call before them: 201" "$(code "$T/cg")" 201
+q -c "DROP TRIGGER batch_slow ON leadintake.leads" -c "DROP FUNCTION public.batch_slow()" >/dev/null
 
 [ "$FAILED" = 0 ]
