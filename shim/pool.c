@@ -592,7 +592,7 @@ typedef enum
  * one round trip, one commit. Sets each call's outcome, or its retry flag when the
  * transaction was lost through no fault of that call. A call that raised gets its own
  * outcome (a deadlock or serialization failure, which batching itself can cause, is run
- * again alone too); a commit that failed is every call's outcome.
+ * again alone too); after a commit that failed, every call runs again alone.
  */
 static PipeEnd
 run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
@@ -666,11 +666,14 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 			synced = true;
 		else if (r != NULL && PQresultStatus(r) != PGRES_PIPELINE_ABORTED)
 		{
-			DbOutcome commit = classify(conn, r, &drop_conn);
-
+			/*
+			 * The commit failed (a deferred trigger, a serialization failure...): nothing is
+			 * stored, and which call caused it is unknown, so each runs again alone.
+			 */
+			(void) classify(conn, r, &drop_conn);
 			for (int i = 0; i < n; i++)
-				forget(calls[i], commit, false);
-			culprit = n; /* the commit's failure, nobody's own: no retry */
+				forget(calls[i], DB_UNAVAILABLE, true);
+			culprit = n;
 		}
 		PQclear(r);
 	}

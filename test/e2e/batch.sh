@@ -13,6 +13,8 @@
 #      and all four calls get their 201.
 #   5. A batch whose calls together outlast one call's --query-timeout (+2 s): its running
 #      call is cancelled and answered 503, the others are run again alone: 201.
+#   6. A batch whose commit fails (a test-only deferred trigger refuses one of its leads):
+#      each call runs again alone, so only the refused one fails.
 #
 # Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
 # LEADINTAKE_TEST_TMP, PG* variables) or by hand with nothing set: it then starts a
@@ -61,7 +63,7 @@ SECRET=batch-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf 'batch:%s\n' "$SECRET" >"$T/keys"
 chmod 600 "$T/keys"
 
-echo "1..25"
+echo "1..29"
 
 # start_shim NAME CONNINFO ARGS...: on a free loopback port; stdout in $T/NAME.out.
 start_shim() {
@@ -219,6 +221,35 @@ like "... the cancel reached the database (57014)" "$(grep -c '57014' "$T/five.e
 is "... the four stored, the cancelled one not" \
     "$(q -c "SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id LIKE 'B-C_'")" 4
 is "the gate call before them: 201" "$(code "$T/cg")" 201
-q -c "DROP TRIGGER batch_slow ON leadintake.leads" -c "DROP FUNCTION public.batch_slow()" >/dev/null
+
+# ================================================================ 6. a commit that fails
+q -c "CREATE FUNCTION public.batch_refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$
+      BEGIN
+          IF NEW.city = 'refused' THEN RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;
+          RETURN NULL;
+      END \$\$" \
+  -c "CREATE CONSTRAINT TRIGGER batch_refuse AFTER INSERT OR UPDATE ON leadintake.leads
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.batch_refuse()" \
+    >/dev/null || bail "cannot make the deferred trigger"
+retries0=$(metric "$U" leadintake_db_batch_retries_total)
+bg "$U" "$T/fg" '{"user": "agent1", "lead_id": "B-G", "city": "slow0.6"}'
+sleep 0.2
+for n in 1 2 3; do
+    city=ok
+    [ "$n" = 2 ] && city=refused
+    bg "$U" "$T/fc$n" "{\"user\": \"agent1\", \"lead_id\": \"B-F$n\", \"city\": \"$city\"}"
+    sleep 0.05
+done
+wait_bg
+is "a batch whose commit a deferred trigger refuses: the refused call 500, the two others 201" \
+    "$(code "$T/fc1") $(code "$T/fc2") $(code "$T/fc3")" "201 500 201"
+is "... all three were run again alone" \
+    "$(( $(metric "$U" leadintake_db_batch_retries_total) - retries0 ))" 3
+is "... the two stored, the refused one not" \
+    "$(q -c "SELECT string_agg(dialer_lead_id, ' ' ORDER BY dialer_lead_id) FROM leadintake.leads WHERE dialer_lead_id LIKE 'B-F_'")" "B-F1 B-F3"
+is "... each of the two logged once" \
+    "$(q -c "SELECT count(*) FROM leadintake.intake_log WHERE payload ->> 'lead_id' LIKE 'B-F_'")" 2
+q -c "DROP TRIGGER batch_refuse ON leadintake.leads" -c "DROP FUNCTION public.batch_refuse()" \
+  -c "DROP TRIGGER batch_slow ON leadintake.leads" -c "DROP FUNCTION public.batch_slow()" >/dev/null
 
 [ "$FAILED" = 0 ]
