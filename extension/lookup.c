@@ -31,8 +31,8 @@ static const char *const lock_columns[] = {"id",    "first_name", "middle_initia
 
 /*
  * What the probes need of leadintake.leads, found once per relation: the columns' numbers
- * and the two indexes the contract's look-ups walk (re-checked against the index list at
- * every call, so a dropped or rebuilt index is never used).
+ * and the two indexes the contract's look-ups walk (forgotten by forget_relation whenever
+ * leads or its indexes change, so a dropped or rebuilt index is never used).
  */
 static Oid known_rel = InvalidOid;
 static AttrNumber lock_attnum[NLOCK_COLUMNS];
@@ -80,38 +80,30 @@ static bool
 know_relation(Relation rel)
 {
 	static bool watching = false;
-	List *indexes = RelationGetIndexList(rel);
-	bool ok;
+	TupleDesc desc = RelationGetDescr(rel);
+	AttrNumber by_phone[3];
+	List *indexes;
 
 	if (!watching)
 	{
 		CacheRegisterRelcacheCallback(forget_relation, (Datum) 0);
 		watching = true;
 	}
-	if (known_rel != RelationGetRelid(rel) || !list_member_oid(indexes, by_lead_id_index) ||
-		!list_member_oid(indexes, by_phone_index))
-	{
-		TupleDesc desc = RelationGetDescr(rel);
-		AttrNumber by_phone[3];
-
-		known_rel = InvalidOid;
-		for (int i = 0; i < NLOCK_COLUMNS; i++)
-			if ((lock_attnum[i] = SPI_fnumber(desc, lock_columns[i])) <= 0)
-			{
-				list_free(indexes);
-				return false;
-			}
-		by_phone[0] = SPI_fnumber(desc, "phone_e164");
-		by_phone[1] = SPI_fnumber(desc, "created_at");
-		by_phone[2] = lock_attnum[0];
-		by_lead_id_index = index_on(indexes, &lock_attnum[6], 1, true);
-		by_phone_index = index_on(indexes, by_phone, 3, false);
-		if (OidIsValid(by_lead_id_index) && OidIsValid(by_phone_index))
-			known_rel = RelationGetRelid(rel);
-	}
-	ok = OidIsValid(known_rel);
+	if (known_rel == RelationGetRelid(rel))
+		return true;
+	for (int i = 0; i < NLOCK_COLUMNS; i++)
+		if ((lock_attnum[i] = SPI_fnumber(desc, lock_columns[i])) <= 0)
+			return false;
+	by_phone[0] = SPI_fnumber(desc, "phone_e164");
+	by_phone[1] = SPI_fnumber(desc, "created_at");
+	by_phone[2] = lock_attnum[0];
+	indexes = RelationGetIndexList(rel);
+	by_lead_id_index = index_on(indexes, &lock_attnum[6], 1, true);
+	by_phone_index = index_on(indexes, by_phone, 3, false);
 	list_free(indexes);
-	return ok;
+	if (OidIsValid(by_lead_id_index) && OidIsValid(by_phone_index))
+		known_rel = RelationGetRelid(rel);
+	return OidIsValid(known_rel);
 }
 
 /* The first row of index (key = value) the snapshot sees, in index order; false if none. */
