@@ -15,6 +15,10 @@
 #                               B_FAILED and b_delta's figures
 #   b_wrk URL KEY N BASE SECS   wrk -c CLIENTS -t THREADS with shim.lua; sets B_RPS, B_REQS,
 #                               B_BAD (non-2xx answers and socket errors) and b_delta's figures
+#   b_floor MODE DELAY_US N BASE SECS
+#                               wrk as b_wrk against a fresh floor server (floor.c, built in
+#                               $WORK/floor): sets B_RPS, B_REQS, B_FLOOR_CPU (its CPU per
+#                               request, µs) and B_FLOOR_HWM (its peak RSS, KiB)
 #   b_calc EXPR                 python3 arithmetic, e.g. b_calc "1e6 * $cpu / $n"
 
 b_psql() { li_psql "$PG" "$PORT" -d bench -At "$@"; }
@@ -85,4 +89,30 @@ b_wrk() {
         B_RPS=${B_RPS:-0} B_REQS=${B_REQS:-0}
         return 1
     fi
+}
+
+b_floor() {
+    local mode=$1 delay=$2 n=$3 base=$4 secs=$5 out=$WORK/floor.out pid port t0 t1
+    "$WORK/floor" "$mode" "$FLOOR_BYTES" "$delay" >"$out" 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do
+        port=$(sed -n 's/^listening on //p' "$out")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then li_log "the floor server did not start:"; cat "$out" >&2; return 1; fi
+    t0=$(python3 "$BENCH/procstat.py" ticks "$pid")
+    wrk -t "$THREADS" -c "$CLIENTS" -d "${secs}s" -s "$BENCH/shim.lua" \
+        "http://127.0.0.1:$port/api/leads/from-dialer/" -- "$n" "$base" floor >"$WORK/wrk.out" 2>&1
+    t1=$(python3 "$BENCH/procstat.py" ticks "$pid")
+    B_FLOOR_HWM=$(python3 "$BENCH/procstat.py" hwm "$pid")
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    B_RPS=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$WORK/wrk.out")
+    B_REQS=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$WORK/wrk.out")
+    if [ -z "$B_RPS" ] || [ -z "$B_REQS" ] || [ "$B_REQS" = 0 ]; then
+        li_log "wrk against the floor server did not run cleanly:"; cat "$WORK/wrk.out" >&2
+        return 1
+    fi
+    B_FLOOR_CPU=$(b_calc "1e6 * ($t1 - $t0) / $B_REQS")
 }

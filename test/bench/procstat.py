@@ -3,6 +3,7 @@
 
   procstat.py children PGDATA     the postmaster's pid and its children's, comma-separated.
   procstat.py hwm PID             the peak resident set (VmHWM) of process PID, in KiB.
+  procstat.py ticks PID           the CPU seconds (utime+stime) process PID has used so far.
   procstat.py snap PGDATA SHELL [SHIM|0]
                                   one reading of, in CPU seconds: the whole machine's busy
                                   time (/proc/stat); the whole PostgreSQL server: postmaster
@@ -124,6 +125,8 @@ def main():
     elif cmd == "hwm":
         with open(f"/proc/{arg}/status") as f:
             print(next(l.split()[1] for l in f if l.startswith("VmHWM:")))
+    elif cmd == "ticks":
+        print(f"{own_ticks(int(arg)) / HZ:.2f}")
     elif cmd == "busy":
         busy(float(arg))
     else:

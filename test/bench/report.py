@@ -168,7 +168,7 @@ w("")
 
 w("## Figures (every round, then the median)\n")
 w("Side by side, c=32, `pgbench -M prepared -j 2` and `wrk -t 2` (keep-alive); each round "
-  "runs the four one after the other, each after a CHECKPOINT:\n")
+  "runs the five one after the other, each after a CHECKPOINT:\n")
 w("| run | rate (per s) | median | server CPU per call (µs) | median | new leads (%) "
   "| others (%) |")
 w("|---|---|---|---|---|---|---|")
@@ -176,6 +176,8 @@ for k, label, rate, cpu in [
         ("base", "bare prepared upsert (baseline.sql)", "base.tps", "base.cpu_us"),
         ("notify", "the same + `pg_notify` (baseline_notify.sql, diagnostic)", "notify.tps",
          "notify.cpu_us"),
+        ("log", "the same + the intake_log row (baseline_log.sql, diagnostic)", "log.tps",
+         "log.cpu_us"),
         ("func", "`leadintake_from_dialer` (function.sql)", "func.tps", "func.cpu_us"),
         ("shim", "the shim under wrk (shim.lua)", "shim.rps", "shim.db_cpu_us")]:
     w(f"| {label} | {rounds(rate)} | {fmt(median(rate))} | {rounds(cpu)} | {fmt(median(cpu))} "
@@ -203,6 +205,41 @@ for label, k in [("`SELECT count(leadintake_from_dialer(p)) FROM staging`, 10,00
       f"| {rounds(k + '.others_pct', 0)} |")
 w("")
 
+w("## Floors: what the missed targets stand against\n")
+w("Measured in the same rounds as the figures above. Each floor does less than the product "
+  "must (contract sections 2 and 7), so the product cannot beat it on this machine.\n")
+w("| floor | what it does | rate (per s) | median | CPU per call (µs) | median |")
+w("|---|---|---|---|---|---|")
+w(f"| the two writes a call must make (baseline_log.sql) | the bare upsert and the intake_log "
+  f"row with the payload, one statement; no validation, agent, claim, foreign key or NOTIFY "
+  f"| {rounds('log.tps')} | {fmt(median('log.tps'))} | {rounds('log.cpu_us')} "
+  f"| {fmt(median('log.cpu_us'))} (server) |")
+w(f"| libmicrohttpd, hand-off (floor.c handoff) | the shim's daemon flags and limits; each "
+  f"request suspended, then resumed by another thread after the shim's time per request in "
+  f"that round (so at the shim's rate), answered with a fixed body of the shim's size "
+  f"| {rounds('floor.handoff_rps')} | {fmt(median('floor.handoff_rps'))} "
+  f"| {rounds('floor.handoff_cpu_us')} | {fmt(median('floor.handoff_cpu_us'))} (its process) |")
+w(f"| libmicrohttpd, inline (floor.c inline) | the same, answered from the handler at once: "
+  f"as fast as wrk can drive it | {rounds('floor.inline_rps')} "
+  f"| {fmt(median('floor.inline_rps'))} | {rounds('floor.inline_cpu_us')} "
+  f"| {fmt(median('floor.inline_cpu_us'))} (its process) |")
+w("")
+w(f"- the two writes ÷ the bare upsert, per round: {rounds('ratio.log_base', 3)}: the most "
+  f"that function ÷ bare upsert (target ≥ 0.80) could be if everything else a call does "
+  f"cost nothing")
+w(f"- function ÷ the two writes, per round: {rounds('ratio.func_log', 3)}: what validation, "
+  f"agent resolution, the phone claim, the foreign key, the response and the NOTIFY cost")
+w(f"- database CPU per call (target ≤ 200 µs), medians: bare upsert {fmt(median('base.cpu_us'))} "
+  f"µs, the two writes {fmt(median('log.cpu_us'))} µs, the function {fmt(median('func.cpu_us'))} "
+  f"µs; one call per transaction, commit included. The function in one statement over "
+  f"10,000 payloads (no commit per call, above): {fmt(median('bulk.cpu_us'))} µs per row")
+w(f"- the shim's CPU per request ÷ the hand-off floor's, per round: "
+  f"{rounds('ratio.shim_floor', 2)} (shim {rounds('shim.cpu_us')} µs); the target, ≤ 20 µs, "
+  f"is about what libmicrohttpd alone needs when it answers at once at full speed "
+  f"({fmt(median('floor.inline_cpu_us'))} µs), and below what it needs to suspend and resume a "
+  f"request at the shim's rate ({fmt(median('floor.handoff_cpu_us'))} µs), whatever the "
+  f"handler does; floor peak RSS {fmt(median('floor.hwm_kib') / 1024, 1)} MiB")
+w("")
 w("## Growth: leads already stored\n")
 w("After `bench.load(n)` (INSERT ... SELECT generate_series into both tables, claims included, "
   "ANALYZE), each round: one statement over 10,000 payloads (half new, half among the n leads), "

@@ -14,8 +14,10 @@
 #      (setup.sql); starts a copy of the shim;
 #   3. ROUNDS rounds of, each for SECS seconds, c=32: pgbench baseline.sql (a bare prepared
 #      upsert), baseline_notify.sql (the same and a pg_notify: a diagnostic, no target),
-#      function.sql (leadintake_from_dialer), wrk shim.lua against the shim (--pool-size
-#      POOL); half the calls name an existing lead, half a new one;
+#      baseline_log.sql (the upsert and the intake_log row: the floor of a call, a
+#      diagnostic), function.sql (leadintake_from_dialer), wrk shim.lua against the shim
+#      (--pool-size POOL); half the calls name an existing lead, half a new one; then wrk
+#      against floor.c, libmicrohttpd alone (a diagnostic: the floor of the shim's CPU);
 #   4. profiles (perf, cpu-clock, call graphs) of the database during the function run and of
 #      the shim and its backends during the wrk run, with the backends' wait events and the
 #      nested statements' times (pg_stat_statements.track = all, for this phase only), the
@@ -102,6 +104,10 @@ if nm -D "$WORK/pkglib/leadintake.so" 2>/dev/null | grep -q __ubsan; then
     fail "the installed leadintake.so is a sanitizer build (make SANITIZE=1 install ran meanwhile?)"
 fi
 SHIM=$WORK/leadintake-shim
+# The floor server (floor.c): libmicrohttpd with the shim's flags and nothing of the shim.
+# shellcheck disable=SC2046  # pkg-config's flags are words
+gcc -O2 -std=c11 -Wall -Wextra -Werror -o "$WORK/floor" "$BENCH/floor.c" \
+    $(pkg-config --cflags --libs libmicrohttpd) -lpthread || fail "floor.c did not build"
 perf buildid-cache -a "$WORK/pkglib/leadintake.so" >/dev/null 2>&1
 
 step "machine"
@@ -180,6 +186,11 @@ b_pgbench function.sql "$LEADS" "$BASE" 3 || fail "function warm-up failed"
 new_base
 b_wrk "$URL" "$KEY" "$LEADS" "$BASE" 3 || fail "shim warm-up failed"
 b_psql -c 'SELECT pg_stat_statements_reset()' >/dev/null
+# The floor server answers with a body as long as the shim's 201 for the bench payload.
+FLOOR_BYTES=$(b_psql -q -c 'BEGIN' \
+    -c 'SELECT octet_length(leadintake_from_dialer(bench.payload(1, 1))::text)' -c 'ROLLBACK')
+FLOOR_SECS=$(( SECS / 2 > 5 ? SECS / 2 : 5 ))
+b_record meta.floor - "$FLOOR_BYTES-byte answers, $FLOOR_SECS s a run"
 
 for r in $(seq "$ROUNDS"); do
     step "round $r/$ROUNDS: baseline"
@@ -203,6 +214,16 @@ for r in $(seq "$ROUNDS"); do
     b_record notify.others_pct "$r" "$B_OTHERS"
     b_record ratio.notify_base "$r" "$(b_calc "$B_TPS / $base_tps")"
 
+    step "round $r/$ROUNDS: baseline + the log row (diagnostic)"
+    b_settle
+    new_base
+    b_pgbench baseline_log.sql "$LEADS" "$BASE" "$SECS" || fail "baseline_log run failed"
+    b_record log.tps "$r" "$B_TPS"
+    b_record log.cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_TXNS")"
+    b_record log.others_pct "$r" "$B_OTHERS"
+    b_record ratio.log_base "$r" "$(b_calc "$B_TPS / $base_tps")"
+    log_tps=$B_TPS
+
     step "round $r/$ROUNDS: leadintake_from_dialer"
     b_settle
     mark=$(b_log_mark)
@@ -215,6 +236,7 @@ for r in $(seq "$ROUNDS"); do
     b_record func.new_pct "$r" "$new"
     b_record func.others_pct "$r" "$B_OTHERS"
     b_record ratio.func_base "$r" "$(b_calc "$B_TPS / $base_tps")"
+    b_record ratio.func_log "$r" "$(b_calc "$B_TPS / $log_tps")"
     func_tps=$B_TPS
 
     step "round $r/$ROUNDS: the shim under wrk"
@@ -230,6 +252,19 @@ for r in $(seq "$ROUNDS"); do
     b_record shim.new_pct "$r" "$new"
     b_record shim.others_pct "$r" "$B_OTHERS"
     b_record ratio.shim_func "$r" "$(b_calc "$B_RPS / $func_tps")"
+    shim_cpu=$(b_calc "1e6 * $B_SHIM_CPU / $B_REQS")
+    # the shim's time per request (a closed loop of CLIENTS): the floor's delay, for its rate
+    delay=$(python3 -c "print(int(1e6 * $CLIENTS / $B_RPS))")
+
+    step "round $r/$ROUNDS: the floor server, hand-off after ${delay} µs, then inline"
+    b_floor handoff "$delay" "$LEADS" "$BASE" "$FLOOR_SECS" || fail "floor run failed"
+    b_record floor.handoff_rps "$r" "$B_RPS"
+    b_record floor.handoff_cpu_us "$r" "$B_FLOOR_CPU"
+    b_record floor.hwm_kib "$r" "$B_FLOOR_HWM"
+    b_record ratio.shim_floor "$r" "$(b_calc "$shim_cpu / $B_FLOOR_CPU")"
+    b_floor inline 0 "$LEADS" "$BASE" "$FLOOR_SECS" || fail "floor run failed"
+    b_record floor.inline_rps "$r" "$B_RPS"
+    b_record floor.inline_cpu_us "$r" "$B_FLOOR_CPU"
 done
 b_record shim.hwm_kib - "$(python3 "$BENCH/procstat.py" hwm "$SHIM_PID")"
 b_psql -F $'\t' -c "SELECT CASE WHEN query LIKE 'INSERT INTO bench.leads%' THEN 'baseline'
