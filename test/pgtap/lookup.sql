@@ -11,7 +11,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
-SELECT plan(16);
+SELECT plan(19);
 
 \ir sessions.inc
 SELECT pg_temp.connect('a') AS a, pg_temp.connect('b') AS b \gset
@@ -81,6 +81,27 @@ SET ROLE li_lookup_caller;
 SELECT throws_ok($$SELECT pg_temp.call('{"user": "agent1", "lead_id": "L-NEW", "phone_number": "07700 900077"}')$$,
     '42501', NULL, 'a caller without UPDATE on leads is refused (42501), even for a new lead');
 RESET ROLE;
+-- Column grants: UPDATE of every column a call may write, but not status or the agent (a
+-- DBA's way to keep an intake role from moving leads on). The statement decides, as ever.
+GRANT UPDATE ON leadintake.phone_claims TO li_lookup_caller;
+SELECT format('GRANT UPDATE (%s) ON leadintake.leads TO li_lookup_caller',
+              string_agg(quote_ident(attname), ', '))
+  FROM pg_attribute
+ WHERE attrelid = 'leadintake.leads'::regclass AND attnum > 0 AND NOT attisdropped
+   AND attname NOT IN ('id', 'status', 'assigned_agent_id', 'created_at') \gexec
+SET ROLE li_lookup_caller;
+SELECT is(pg_temp.call('{"user": "agent1", "lead_id": "L-1", "city": "Hull"}') -> 'lead' ->> 'city',
+    'Hull', 'UPDATE granted on the written columns only (not status, not the agent): the lead is updated');
+SELECT is(pg_temp.call('{"user": "agent1", "phone_number": "07700 900001", "city": "Leeds"}') -> 'lead' ->> 'dialer_lead_id',
+    'L-1', '... and found by phone too');
+RESET ROLE;
+REVOKE UPDATE ON leadintake.leads FROM li_lookup_caller;
+GRANT UPDATE (notes) ON leadintake.leads TO li_lookup_caller;
+SET ROLE li_lookup_caller;
+SELECT throws_ok($$SELECT pg_temp.call('{"user": "agent1", "lead_id": "L-1", "city": "Hull"}')$$,
+    '42501', NULL, 'UPDATE granted on notes only: a call that writes city is refused (42501)');
+RESET ROLE;
+REVOKE UPDATE ON leadintake.leads FROM li_lookup_caller;
 GRANT UPDATE ON leadintake.leads, leadintake.phone_claims TO li_lookup_caller;
 ALTER TABLE leadintake.leads ENABLE ROW LEVEL SECURITY;
 CREATE POLICY not_hidden ON leadintake.leads USING (coalesce(full_name, '') <> 'Hidden');
