@@ -1,13 +1,17 @@
 /*
  * test/bench/floor.c: what libmicrohttpd alone costs per request on this machine, the floor
- * under the shim's CPU per request. The daemon is started with the shim's flags and limits.
+ * under the shim's CPU per request. Not part of the product.
  *
- * It reads each POST body whole and answers it with a fixed JSON body of the shim's 201 size,
- * either from the handler (mode "inline": libmicrohttpd's own cost) or, as the shim does,
- * after suspending the connection and resuming it from another thread (mode "handoff": the
- * shim's design without a database or any of its code). Not part of the product.
+ * It reads each POST body whole and answers 201 with a fixed body of the shim's size:
+ *   inline   from the handler at once, with the shim's daemon flags and limits: what
+ *            libmicrohttpd itself costs, at whatever rate wrk drives it;
+ *   handoff  as the shim does: the connection suspended, then resumed by another thread
+ *            DELAY microseconds later (the database's answer, so that the request rate,
+ *            which decides how many requests share a wake-up, is the shim's);
+ *   thread   a thread per connection that sleeps DELAY in the handler, then answers: the
+ *            design without suspend and resume, at the same rate.
  *
- *   floor MODE RESPONSE_BYTES   prints "listening on PORT", runs until SIGTERM
+ *   floor MODE RESPONSE_BYTES [DELAY_US]   prints "listening on PORT", runs until SIGTERM
  */
 #define _GNU_SOURCE
 #include <microhttpd.h>
@@ -32,7 +36,7 @@ typedef struct Req
 
 static char *answer;
 static size_t answer_len;
-static bool handoff;
+static enum { INLINE, HANDOFF, THREAD } mode;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -114,7 +118,9 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 		*size = 0;
 		return MHD_YES;
 	}
-	if (!handoff || req->answered)
+	if (mode == THREAD)
+		usleep((useconds_t) delay_us);
+	if (mode != HANDOFF || req->answered)
 		return respond(con);
 	req->con = con;
 	req->next = NULL;
@@ -150,13 +156,19 @@ main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 	pthread_t t;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
-	if (argc < 3 || argc > 4 || (strcmp(argv[1], "inline") != 0 && strcmp(argv[1], "handoff") != 0))
+	if (argc >= 3 && argc <= 4 && strcmp(argv[1], "inline") == 0)
+		mode = INLINE;
+	else if (argc >= 3 && argc <= 4 && strcmp(argv[1], "handoff") == 0)
+		mode = HANDOFF;
+	else if (argc >= 3 && argc <= 4 && strcmp(argv[1], "thread") == 0)
+		mode = THREAD;
+	else
 	{
-		fprintf(stderr, "usage: floor inline|handoff RESPONSE_BYTES [DELAY_US]\n");
+		fprintf(stderr, "usage: floor inline|handoff|thread RESPONSE_BYTES [DELAY_US]\n");
 		return 2;
 	}
-	handoff = strcmp(argv[1], "handoff") == 0;
 	answer_len = (size_t) atol(argv[2]);
 	delay_us = argc == 4 ? atol(argv[3]) : 0;
 	answer = malloc(answer_len + 1);
@@ -167,12 +179,19 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (handoff && pthread_create(&t, NULL, resumer, NULL) != 0)
+	if (mode == HANDOFF && pthread_create(&t, NULL, resumer, NULL) != 0)
 		return 1;
 	/* the shim's flags and limits (shim/http.c: http_start) */
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-							 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-						 0, NULL, NULL, handle, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+	if (mode == THREAD)
+		flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+	else
+		flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+	/* the thread-per-connection mode takes no pool: the option is left out (END) there */
+	struct MHD_OptionItem pool[2] = {
+		{mode == THREAD ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE, 2, NULL},
+		{MHD_OPTION_END, 0, NULL}};
+
+	d = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_ARRAY, pool,
 						 MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
 						 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024),
 						 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);

@@ -219,6 +219,10 @@ w(f"| libmicrohttpd, hand-off (floor.c handoff) | the shim's daemon flags and li
   f"that round (so at the shim's rate), answered with a fixed body of the shim's size "
   f"| {rounds('floor.handoff_rps')} | {fmt(median('floor.handoff_rps'))} "
   f"| {rounds('floor.handoff_cpu_us')} | {fmt(median('floor.handoff_cpu_us'))} (its process) |")
+w(f"| libmicrohttpd, thread per connection (floor.c thread) | the other threading model: "
+  f"no suspend and resume, each connection's thread sleeps as long in the handler, then "
+  f"answers | {rounds('floor.thread_rps')} | {fmt(median('floor.thread_rps'))} "
+  f"| {rounds('floor.thread_cpu_us')} | {fmt(median('floor.thread_cpu_us'))} (its process) |")
 w(f"| libmicrohttpd, inline (floor.c inline) | the same, answered from the handler at once: "
   f"as fast as wrk can drive it | {rounds('floor.inline_rps')} "
   f"| {fmt(median('floor.inline_rps'))} | {rounds('floor.inline_cpu_us')} "
@@ -236,9 +240,11 @@ w(f"- database CPU per call (target ≤ 200 µs), medians: bare upsert {fmt(medi
 w(f"- the shim's CPU per request ÷ the hand-off floor's, per round: "
   f"{rounds('ratio.shim_floor', 2)} (shim {rounds('shim.cpu_us')} µs); the target, ≤ 20 µs, "
   f"is about what libmicrohttpd alone needs when it answers at once at full speed "
-  f"({fmt(median('floor.inline_cpu_us'))} µs), and below what it needs to suspend and resume a "
-  f"request at the shim's rate ({fmt(median('floor.handoff_cpu_us'))} µs), whatever the "
-  f"handler does; floor peak RSS {fmt(median('floor.hwm_kib') / 1024, 1)} MiB")
+  f"({fmt(median('floor.inline_cpu_us'))} µs), and far below what it needs at the shim's rate, "
+  f"whatever the handler does: {fmt(median('floor.handoff_cpu_us'))} µs to suspend and resume "
+  f"a request, {fmt(median('floor.thread_cpu_us'))} µs with a thread per connection (at that "
+  f"rate few requests share a wake-up: each pays its own reads, write, epoll changes and "
+  f"thread wake-up, about 8 system calls under strace for the hand-off); floor peak RSS {fmt(median('floor.hwm_kib') / 1024, 1)} MiB")
 w("")
 w("## Growth: leads already stored\n")
 w("After `bench.load(n)` (INSERT ... SELECT generate_series into both tables, claims included, "

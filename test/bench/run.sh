@@ -17,7 +17,8 @@
 #      baseline_log.sql (the upsert and the intake_log row: the floor of a call, a
 #      diagnostic), function.sql (leadintake_from_dialer), wrk shim.lua against the shim
 #      (--pool-size POOL); half the calls name an existing lead, half a new one; then wrk
-#      against floor.c, libmicrohttpd alone (a diagnostic: the floor of the shim's CPU);
+#      against floor.c, libmicrohttpd alone in three threading models (a diagnostic: the
+#      floor of the shim's CPU);
 #   4. profiles (perf, cpu-clock, call graphs) of the database during the function run and of
 #      the shim and its backends during the wrk run, with the backends' wait events and the
 #      nested statements' times (pg_stat_statements.track = all, for this phase only), the
@@ -256,12 +257,15 @@ for r in $(seq "$ROUNDS"); do
     # the shim's time per request (a closed loop of CLIENTS): the floor's delay, for its rate
     delay=$(python3 -c "print(int(1e6 * $CLIENTS / $B_RPS))")
 
-    step "round $r/$ROUNDS: the floor server, hand-off after ${delay} µs, then inline"
+    step "round $r/$ROUNDS: the floor server, hand-off and thread after ${delay} µs, inline"
     b_floor handoff "$delay" "$LEADS" "$BASE" "$FLOOR_SECS" || fail "floor run failed"
     b_record floor.handoff_rps "$r" "$B_RPS"
     b_record floor.handoff_cpu_us "$r" "$B_FLOOR_CPU"
     b_record floor.hwm_kib "$r" "$B_FLOOR_HWM"
     b_record ratio.shim_floor "$r" "$(b_calc "$shim_cpu / $B_FLOOR_CPU")"
+    b_floor thread "$delay" "$LEADS" "$BASE" "$FLOOR_SECS" || fail "floor run failed"
+    b_record floor.thread_rps "$r" "$B_RPS"
+    b_record floor.thread_cpu_us "$r" "$B_FLOOR_CPU"
     b_floor inline 0 "$LEADS" "$BASE" "$FLOOR_SECS" || fail "floor run failed"
     b_record floor.inline_rps "$r" "$B_RPS"
     b_record floor.inline_cpu_us "$r" "$B_FLOOR_CPU"
