@@ -202,6 +202,13 @@ extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
 extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
 extern void li_log(Intake *in);
 
+/* rowwrite.c */
+typedef struct RowTarget RowTarget;
+
+extern RowTarget *li_row_target(const char *relname, int n, const char *const *columns,
+								const Oid *types, const char *returning);
+extern bool li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *returned);
+
 /* leadintake.c */
 extern ErrorData *li_subtransaction(void (*fn)(void *), void *arg);
 

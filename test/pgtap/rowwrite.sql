@@ -1,0 +1,131 @@
+-- test/pgtap/rowwrite.sql: the intake_log row is inserted as COPY inserts (extension/rowwrite.c),
+-- not by a statement, yet what a DBA adds to the table applies as it would to the statement:
+-- column defaults, CHECK constraints, the domain of source, AFTER ROW triggers; and where
+-- only the statement can do it right (BEFORE or statement triggers, row-level security,
+-- no table privilege), the statement runs instead.
+-- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
+-- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
+--   pg_prove -d DB test/pgtap/rowwrite.sql
+
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS leadintake CASCADE;
+CREATE EXTENSION leadintake;
+INSERT INTO leadintake.agents (username) VALUES ('agent1');
+
+SELECT plan(14);
+
+CREATE FUNCTION pg_temp.call(lead text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1', 'lead_id', lead,
+                                                     'city', 'York', 'api_key', 'secret')) $$;
+CREATE FUNCTION pg_temp.logged(lead text) RETURNS SETOF leadintake.intake_log LANGUAGE sql AS $$
+    SELECT g.* FROM leadintake.intake_log g JOIN leadintake.leads l ON l.id = g.lead_id
+     WHERE l.dialer_lead_id = lead ORDER BY g.id $$;
+
+-- 1. The row as the statement stored it: every column, the payload without its secret, the
+-- id from the identity, received_at and duration_ms set.
+SELECT pg_temp.call('R-1') IS NOT NULL AS made \gset
+SELECT is((SELECT source || ' ' || status || ' ' || created || ' ' || (payload ->> 'city')
+                  || ' ' || (payload ? 'api_key') || ' ' || (key_name IS NULL)
+                  || ' ' || (error IS NULL) || ' ' || (raw_body IS NULL)
+             FROM pg_temp.logged('R-1')),
+    'sql 201 true York false true true true', 'one log row with every column as the contract says');
+SELECT ok((SELECT id = (SELECT max(id) FROM leadintake.intake_log) AND received_at <= now()
+                  AND duration_ms >= 0 FROM pg_temp.logged('R-1')),
+    'its id comes from the identity, received_at and duration_ms are set');
+
+-- 2. A column a DBA adds, with a default: the row gets the default.
+ALTER TABLE leadintake.intake_log ADD COLUMN site text DEFAULT 'leeds',
+                                  ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+SELECT pg_temp.call('R-2') IS NOT NULL AS made \gset
+SELECT is((SELECT site || ' ' || (seq > 0) FROM pg_temp.logged('R-2')), 'leeds true',
+    'a column added with a default, and an identity column, get their values');
+
+-- 3. A CHECK constraint a DBA adds is enforced: the call fails and nothing is stored.
+ALTER TABLE leadintake.intake_log ADD CONSTRAINT no_york CHECK (payload ->> 'city' <> 'York') NOT VALID;
+SELECT throws_ok($$SELECT pg_temp.call('R-3')$$, '23514', NULL,
+    'a CHECK constraint on intake_log refuses the row (23514)');
+SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'R-3'), 0::bigint,
+    '... and the lead of that call is not stored either');
+ALTER TABLE leadintake.intake_log DROP CONSTRAINT no_york;
+
+-- 4. The domain of source is checked, as the cast to it would be.
+ALTER DOMAIN leadintake.intake_source DROP CONSTRAINT intake_source_check;
+ALTER DOMAIN leadintake.intake_source ADD CONSTRAINT intake_source_check CHECK (VALUE IN ('http')) NOT VALID;
+SELECT throws_ok($$SELECT pg_temp.call('R-4')$$, '23514', NULL,
+    'a domain constraint on source that refuses ''sql'' refuses the row (23514)');
+ALTER DOMAIN leadintake.intake_source DROP CONSTRAINT intake_source_check;
+ALTER DOMAIN leadintake.intake_source ADD CONSTRAINT intake_source_check
+    CHECK (VALUE IN ('http', 'sql', 'inbox', 'replay'));
+
+-- 5. An AFTER ROW trigger fires once per row, and sees the row stored.
+CREATE TABLE pg_temp.seen (log_id bigint, city text);
+CREATE FUNCTION pg_temp.after_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO pg_temp.seen VALUES (NEW.id, NEW.payload ->> 'city'); RETURN NULL; END $$;
+CREATE TRIGGER after_log AFTER INSERT ON leadintake.intake_log
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.after_log();
+SELECT pg_temp.call('R-5') IS NOT NULL AS made \gset
+SELECT is((SELECT count(*) || ' ' || min(city) FROM pg_temp.seen
+            WHERE log_id = (SELECT id FROM pg_temp.logged('R-5'))), '1 York',
+    'an AFTER ROW trigger on intake_log fires once, with the row');
+DROP TRIGGER after_log ON leadintake.intake_log;
+
+-- 6. A BEFORE ROW trigger may change the row: the statement runs, the change is stored.
+CREATE FUNCTION pg_temp.before_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.key_name := 'set by trigger'; RETURN NEW; END $$;
+CREATE TRIGGER before_log BEFORE INSERT ON leadintake.intake_log
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.before_log();
+SELECT pg_temp.call('R-6') IS NOT NULL AS made \gset
+SELECT is((SELECT key_name FROM pg_temp.logged('R-6')), 'set by trigger',
+    'a BEFORE ROW trigger''s change is stored');
+DROP TRIGGER before_log ON leadintake.intake_log;
+
+-- 7. A statement trigger fires.
+CREATE TABLE pg_temp.statements (n int);
+CREATE FUNCTION pg_temp.per_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO pg_temp.statements VALUES (1); RETURN NULL; END $$;
+CREATE TRIGGER per_statement AFTER INSERT ON leadintake.intake_log
+    FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.per_statement();
+SELECT pg_temp.call('R-7') IS NOT NULL AS made \gset
+SELECT is((SELECT count(*) FROM pg_temp.statements), 1::bigint,
+    'a FOR EACH STATEMENT trigger on intake_log fires for the call''s row');
+DROP TRIGGER per_statement ON leadintake.intake_log;
+
+-- 8. Privileges and row-level security, as for the statement.
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'li_rowwrite_caller') THEN
+        DROP OWNED BY li_rowwrite_caller;
+        DROP ROLE li_rowwrite_caller;
+    END IF;
+END $$;
+CREATE ROLE li_rowwrite_caller;
+GRANT USAGE ON SCHEMA leadintake TO li_rowwrite_caller;
+GRANT SELECT ON leadintake.agents TO li_rowwrite_caller;
+GRANT SELECT, INSERT, UPDATE ON leadintake.leads, leadintake.phone_claims TO li_rowwrite_caller;
+GRANT SELECT ON leadintake.intake_log TO li_rowwrite_caller;
+SET ROLE li_rowwrite_caller;
+SELECT throws_ok($$SELECT pg_temp.call('R-8')$$, '42501', NULL,
+    'a caller without INSERT on intake_log is refused (42501)');
+RESET ROLE;
+GRANT INSERT (received_at, source, key_name, client_addr, status, error, lead_id, created,
+              duration_ms, payload, raw_body) ON leadintake.intake_log TO li_rowwrite_caller;
+SET ROLE li_rowwrite_caller;
+SELECT is(pg_temp.call('R-9') ->> 'created', 'true',
+    'INSERT granted on the columns a call writes: the row is logged');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM pg_temp.logged('R-9')), 1::bigint, '... once');
+GRANT INSERT ON leadintake.intake_log TO li_rowwrite_caller;
+ALTER TABLE leadintake.intake_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_http ON leadintake.intake_log FOR INSERT WITH CHECK (source = 'http');
+CREATE POLICY read_all ON leadintake.intake_log FOR SELECT USING (true);
+SET ROLE li_rowwrite_caller;
+SELECT throws_ok($$SELECT pg_temp.call('R-10')$$, '42501', NULL,
+    'a row-level security policy that refuses source ''sql'' refuses the row (42501)');
+RESET ROLE;
+ALTER TABLE leadintake.intake_log DISABLE ROW LEVEL SECURITY;
+SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id IN ('R-8', 'R-10')), 0::bigint,
+    'the refused calls stored no lead');
+
+SELECT * FROM finish();
+DROP EXTENSION leadintake CASCADE;
+DROP OWNED BY li_rowwrite_caller;
+DROP ROLE li_rowwrite_caller;
