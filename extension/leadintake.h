@@ -204,10 +204,17 @@ extern void li_log(Intake *in);
 
 /* rowwrite.c */
 typedef struct RowTarget RowTarget;
+typedef enum RowOutcome
+{
+	ROW_BY_STATEMENT, /* nothing done: the caller runs its statement */
+	ROW_INSERTED,
+	ROW_PRESENT /* the arbiter's unique index has the value: not inserted */
+} RowOutcome;
 
 extern RowTarget *li_row_target(const char *relname, int n, const char *const *columns,
-								const Oid *types, const char *returning);
-extern bool li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *returned);
+								const Oid *types, const char *returning, const char *arbiter);
+extern RowOutcome li_insert_row(RowTarget *t, const Datum *values, const bool *nulls,
+								Datum *returned);
 
 /* leadintake.c */
 extern ErrorData *li_subtransaction(void (*fn)(void *), void *arg);

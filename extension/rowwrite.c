@@ -1,19 +1,24 @@
 /*
  * rowwrite.c: one row inserted as COPY FROM inserts it (the relation's defaults, constraints,
- * indexes and row triggers), without planning or starting a statement for it.
+ * indexes and row triggers), or as INSERT ... ON CONFLICT DO NOTHING does, without a plan.
  */
 #include "leadintake.h"
 
+#include "access/genam.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -21,9 +26,10 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#define MAX_TARGETS 2
+#define MAX_TARGETS 2 /* intake_log, leads */
 
 /*
  * A table's columns as a caller gives them, mapped once and again after the table (or any
@@ -34,16 +40,18 @@ struct RowTarget
 	const char *relname; /* in schema leadintake */
 	int n;
 	const char *const *columns;
-	const Oid *types; /* of the values given: a domain column takes its base type */
-	const char *returning;
-	Oid relid;   /* whose map this is; InvalidOid: map again */
-	bool usable; /* false: the map found a column that only the statement can fill */
+	const Oid *types;      /* of the values given: a domain column takes its base type */
+	const char *returning; /* a by-value column, or "*" for the whole row */
+	const char *arbiter;   /* the column whose unique index ON CONFLICT names, or NULL */
+	Oid relid;             /* whose map this is; InvalidOid: map again */
+	bool usable;           /* false: the map found a column that only the statement can fill */
 	MemoryContext cxt;
 	AttrNumber *attnum;
 	bool *domain; /* the column is a domain: its constraints are checked here */
 	void **domain_cache;
 	Expr **defaults; /* per attribute: the planned default of a column not given, or NULL */
 	AttrNumber ret_attnum;
+	Oid arbiter_index;
 };
 
 static RowTarget targets[MAX_TARGETS];
@@ -65,7 +73,7 @@ forget_all(Datum arg, int cacheid, uint32 hashvalue)
 
 RowTarget *
 li_row_target(const char *relname, int n, const char *const *columns, const Oid *types,
-			  const char *returning)
+			  const char *returning, const char *arbiter)
 {
 	RowTarget *t;
 
@@ -82,9 +90,43 @@ li_row_target(const char *relname, int n, const char *const *columns, const Oid 
 	t->columns = columns;
 	t->types = types;
 	t->returning = returning;
+	t->arbiter = arbiter;
+	t->ret_attnum = 0;
 	t->relid = InvalidOid;
 	t->cxt = AllocSetContextCreate(TopMemoryContext, "leadintake row target", ALLOCSET_SMALL_SIZES);
 	return t;
+}
+
+/*
+ * The one index ON CONFLICT (column) would take as its arbiter: unique, valid, immediate,
+ * on exactly that column, with no expression or predicate. InvalidOid when there is none
+ * or more than one: the statement's inference then decides.
+ */
+static Oid
+arbiter_index(Relation rel, const char *column)
+{
+	AttrNumber attnum = SPI_fnumber(RelationGetDescr(rel), column);
+	List *indexes = RelationGetIndexList(rel);
+	ListCell *lc;
+	Oid found = InvalidOid;
+	int n = 0;
+
+	foreach (lc, indexes)
+	{
+		Relation index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+
+		if (form->indisunique && form->indnkeyatts == 1 && form->indkey.values[0] == attnum &&
+			RelationGetIndexExpressions(index) == NIL && RelationGetIndexPredicate(index) == NIL)
+		{
+			n++;
+			if (form->indisvalid && form->indimmediate)
+				found = RelationGetRelid(index);
+		}
+		index_close(index, AccessShareLock);
+	}
+	list_free(indexes);
+	return n == 1 ? found : InvalidOid;
 }
 
 /* The column map of rel; usable stays false where a column's type is not the one given. */
@@ -102,9 +144,15 @@ map_target(RowTarget *t, Relation rel)
 	t->defaults = palloc0(desc->natts * sizeof(Expr *));
 	t->relid = RelationGetRelid(rel);
 	t->usable = true;
-	t->ret_attnum = SPI_fnumber(desc, t->returning);
-	if (t->ret_attnum <= 0 || !TupleDescAttr(desc, t->ret_attnum - 1)->attbyval)
-		t->usable = false;
+	t->ret_attnum = 0;
+	if (strcmp(t->returning, "*") != 0)
+	{
+		t->ret_attnum = SPI_fnumber(desc, t->returning);
+		if (t->ret_attnum <= 0 || !TupleDescAttr(desc, t->ret_attnum - 1)->attbyval)
+			t->usable = false;
+	}
+	if (t->arbiter)
+		t->usable &= OidIsValid(t->arbiter_index = arbiter_index(rel, t->arbiter));
 	for (int i = 0; i < t->n; i++)
 	{
 		Form_pg_attribute att;
@@ -153,21 +201,90 @@ insertable(Relation rel)
 				 trig->trig_insert_before_statement || trig->trig_insert_after_statement ||
 				 trig->trig_insert_new_table))
 		return false;
-	/* (SELECT: the statement returns a column) */
+	/* (SELECT: the statement's RETURNING reads what it returns) */
 	return pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
 		   pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
 /*
- * Inserts one row: column i of the target gets values[i] (a domain's constraints checked,
- * as the cast to it would), every other column its default; *returned gets the stored
- * row's returning column. False, with nothing done, where only the statement can stand for
- * itself (map_target(), insertable()): the caller then runs it.
+ * Under REPEATABLE READ and SERIALIZABLE a row that is in the way but not in the snapshot is a
+ * serialization failure, as it is for the statement (nodeModifyTable.c, ExecCheckTIDVisible).
  */
-bool
+static void
+check_visible(EState *estate, Relation rel, ItemPointer tid)
+{
+	TupleTableSlot *slot;
+	bool isnull;
+
+	if (!IsolationUsesXactSnapshot())
+		return;
+	slot = table_slot_create(rel, &estate->es_tupleTable);
+	if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
+		elog(ERROR, "failed to fetch conflicting tuple for ON CONFLICT");
+	if (!table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot()) &&
+		!TransactionIdIsCurrentTransactionId(
+			DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber, &isnull))))
+		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						errmsg("could not serialize access due to concurrent update")));
+}
+
+/*
+ * The insert of INSERT ... ON CONFLICT (arbiter) DO NOTHING, as ExecInsert makes it: a row
+ * the arbiter already has, or gets meanwhile from another inserter, is not inserted.
+ */
+static bool
+insert_unless_present(ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, Oid arbiter)
+{
+	Relation rel = rri->ri_RelationDesc;
+	List *arbiters = list_make1_oid(arbiter);
+	List *recheck;
+	ItemPointerData conflict_tid;
+	bool conflict;
+
+	CheckCmdReplicaIdentity(rel, CMD_INSERT);
+	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+		ExecComputeStoredGenerated(rri, estate, slot, CMD_INSERT);
+	if (rel->rd_att->constr)
+		ExecConstraints(rri, slot, estate);
+	for (;;)
+	{
+		uint32 token;
+
+		if (!ExecCheckIndexConstraints(rri, slot, estate, &conflict_tid, arbiters))
+		{
+			check_visible(estate, rel, &conflict_tid);
+			return false;
+		}
+		/* others wait on the token for our decision, not for our transaction */
+		conflict = false; /* ExecInsertIndexTuples only ever sets it */
+		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+		table_tuple_insert_speculative(rel, slot, estate->es_output_cid, 0, NULL, token);
+		recheck = ExecInsertIndexTuples(rri, slot, estate, false, true, &conflict, arbiters);
+		table_tuple_complete_speculative(rel, slot, token, !conflict);
+		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+		if (!conflict)
+			break;
+		/* another inserter got there between the check and our index entry: look again */
+		list_free(recheck);
+	}
+	ExecARInsertTriggers(estate, rri, slot, recheck, NULL);
+	list_free(recheck);
+	return true;
+}
+
+/*
+ * Inserts one row: column i of the target gets values[i] (a domain's constraints checked,
+ * as the cast to it would), every other column its default; with an arbiter, not when its
+ * unique index already holds the row's value (ROW_PRESENT). *returned gets the stored
+ * row's returning column, or the whole row (in the caller's memory context). Nothing is
+ * done where only the statement can stand for itself (map_target(), insertable()):
+ * ROW_BY_STATEMENT, and the caller runs it.
+ */
+RowOutcome
 li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *returned)
 {
 	Oid relid = get_relname_relid(t->relname, get_namespace_oid("leadintake", false));
+	MemoryContext caller = CurrentMemoryContext;
 	Relation rel;
 	TupleDesc desc;
 	EState *estate;
@@ -175,25 +292,24 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 	RangeTblEntry *rte;
 	TupleTableSlot *slot;
 	ExprContext *econtext;
-	MemoryContext old;
-	bool isnull;
+	bool inserted = true;
 
 	if (!OidIsValid(relid))
-		return false;
+		return ROW_BY_STATEMENT;
 	rel = table_open(relid, RowExclusiveLock);
 	if (t->relid != relid)
 		map_target(t, rel);
 	if (!t->usable || !insertable(rel))
 	{
 		table_close(rel, NoLock);
-		return false;
+		return ROW_BY_STATEMENT;
 	}
 	desc = RelationGetDescr(rel);
 
 	/* as SPI does before each statement: this row is one command, seeing the earlier ones */
 	CommandCounterIncrement();
 	estate = CreateExecutorState();
-	old = MemoryContextSwitchTo(estate->es_query_cxt);
+	MemoryContextSwitchTo(estate->es_query_cxt);
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = relid;
@@ -205,7 +321,7 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 	/* where the AFTER triggers look for it (as logical replication's apply does) */
 	estate->es_opened_result_relations = list_make1(rri);
 	estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(rri, false);
+	ExecOpenIndices(rri, t->arbiter != NULL);
 
 	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 	ExecClearTuple(slot);
@@ -230,17 +346,29 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 	ExecStoreVirtualTuple(slot);
 
 	AfterTriggerBeginQuery();
-	ExecSimpleRelationInsert(rri, estate, slot);
+	if (t->arbiter)
+		inserted = insert_unless_present(rri, estate, slot, t->arbiter_index);
+	else
+		ExecSimpleRelationInsert(rri, estate, slot);
 	AfterTriggerEndQuery(estate);
-	*returned = slot_getattr(slot, t->ret_attnum, &isnull);
-	if (isnull)
-		*returned = (Datum) 0;
+	MemoryContextSwitchTo(caller);
+	if (inserted && t->ret_attnum > 0)
+	{
+		bool isnull;
 
+		*returned = slot_getattr(slot, t->ret_attnum, &isnull);
+		if (isnull)
+			*returned = (Datum) 0;
+	}
+	else if (inserted)
+		*returned = ExecFetchSlotHeapTupleDatum(slot);
+
+	MemoryContextSwitchTo(estate->es_query_cxt);
 	/* its indexes, and what the triggers opened; rel itself is closed below */
 	ExecCloseResultRelations(estate);
 	ExecResetTupleTable(estate->es_tupleTable, false);
-	MemoryContextSwitchTo(old);
+	MemoryContextSwitchTo(caller);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
-	return true;
+	return inserted ? ROW_INSERTED : ROW_PRESENT;
 }

@@ -1,12 +1,13 @@
 /*
  * store.c: the race-free upsert of a lead (contract section 5) and the intake_log row,
- * through SPI plans prepared once per backend and kept.
+ * through SPI plans prepared once per backend and kept, and rowwrite.c for the inserts.
  */
 #include "leadintake.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -135,14 +136,12 @@ forget_row_type(Datum arg, Oid relid)
  * found by name once, and again after leads changes.
  */
 static void
-lead_row(LeadRow *row)
+lead_row(Datum written, LeadRow *row)
 {
 	static AttrNumber *attnum = NULL;
 	int ncols;
 	const char *const *cols = li_lead_columns(&ncols);
-	bool isnull;
-	HeapTupleHeader h = DatumGetHeapTupleHeader(
-		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	HeapTupleHeader h = DatumGetHeapTupleHeader(written);
 	TupleDesc desc =
 		lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(h), HeapTupleHeaderGetTypMod(h));
 	HeapTupleData tuple;
@@ -319,6 +318,7 @@ claim_phone(const char *e164)
 {
 	Datum value = CStringGetTextDatum(e164);
 
+	/* (as a statement: rowwrite.c's start-up costs what this one-column insert does) */
 	if (SPI_execute_plan(claim_plan, &value, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "phone claim failed");
 	if (SPI_processed == 1)
@@ -328,14 +328,104 @@ claim_phone(const char *e164)
 	return false;
 }
 
+/* The lead as the last write of this call stored it (RETURNING l), for lead_row(). */
+static Datum written_row;
+
 static bool
 write_lead(SPIPlanPtr plan, Datum *values, char *nulls)
 {
 	int rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	bool isnull;
 
 	if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "lead write failed");
-	return SPI_processed == 1;
+	if (SPI_processed != 1)
+		return false;
+	written_row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return true;
+}
+
+/* The type of the value the insert gives a dialer field's column (its base type). */
+static Oid
+field_type(FieldKind kind)
+{
+	switch (kind)
+	{
+		case FK_DATE:
+			return DATEOID;
+		case FK_DATETIME:
+			return TIMESTAMPOID;
+		case FK_INT:
+			return INT8OID;
+		case FK_IP:
+			return INETOID;
+		case FK_OFFSET:
+			return NUMERICOID;
+		default:
+			return TEXTOID;
+	}
+}
+
+/*
+ * A new lead, inserted as INSERT ... ON CONFLICT (dialer_lead_id) DO NOTHING would insert it
+ * (rowwrite.c), with the values the insert statement takes; the statement where rowwrite.c
+ * cannot stand for it. False when a lead with that lead id exists after all.
+ */
+static bool
+insert_lead(Datum *values, char *nulls)
+{
+	static RowTarget *target = NULL;
+	static const char *columns[MAX_PARAMS];
+	static Oid types[MAX_PARAMS];
+	static FmgrInfo input[MAX_PARAMS];
+	static Oid ioparam[MAX_PARAMS];
+	static Datum empty_extra;
+	Datum typed[MAX_PARAMS];
+	bool isnull[MAX_PARAMS];
+	RowOutcome outcome;
+
+	if (target == NULL)
+	{
+		static const char *const derived[P_FIRST_FIELD] = {
+			"assigned_agent_id", "full_name", "phone", "phone_e164", "extra", "dialer_lead_id"};
+		static const Oid derived_types[P_FIRST_FIELD] = {INT8OID, TEXTOID,  TEXTOID,
+														 TEXTOID, JSONBOID, TEXTOID};
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int i = 0; i < nparams; i++)
+		{
+			columns[i] = i < P_FIRST_FIELD ? derived[i] : li_fields[param_field[i]].column;
+			types[i] =
+				i < P_FIRST_FIELD ? derived_types[i] : field_type(li_fields[param_field[i]].kind);
+			if (types[i] != TEXTOID && i >= P_FIRST_FIELD)
+			{
+				Oid fn;
+
+				getTypeInputInfo(types[i], &fn, &ioparam[i]);
+				fmgr_info(fn, &input[i]);
+			}
+		}
+		empty_extra = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+		target = li_row_target("leads", nparams, columns, types, "*", "dialer_lead_id");
+		MemoryContextSwitchTo(old);
+	}
+	for (int i = 0; i < nparams; i++)
+	{
+		isnull[i] = nulls[i] == 'n';
+		typed[i] = values[i];
+		/* as the statement's casts: text to the column's type by its input function */
+		if (!isnull[i] && i >= P_FIRST_FIELD && types[i] != TEXTOID)
+			typed[i] = InputFunctionCall(&input[i], TextDatumGetCString(values[i]), ioparam[i], -1);
+	}
+	if (isnull[P_EXTRA])
+	{
+		typed[P_EXTRA] = empty_extra;
+		isnull[P_EXTRA] = false;
+	}
+	outcome = li_insert_row(target, typed, isnull, &written_row);
+	if (outcome == ROW_BY_STATEMENT)
+		return write_lead(insert_plan, values, nulls);
+	return outcome == ROW_INSERTED;
 }
 
 /*
@@ -441,7 +531,7 @@ upsert(Payload *p, Agent *agent, Datum *values, char *nulls)
 		nulls[P_ID] = ' ';
 		values[P_FULL_NAME] = text_or_null(p->full_name, &nulls[P_FULL_NAME]);
 		values[P_PHONE_E164] = text_or_null(e164, &nulls[P_PHONE_E164]);
-		if (write_lead(insert_plan, values, nulls))
+		if (insert_lead(values, nulls))
 			return true;
 		/* A concurrent caller created this lead id and has committed: update theirs. */
 	}
@@ -555,7 +645,7 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 		values[i] = text_or_null(p.values[param_field[i]], &nulls[i]);
 
 	created = upsert(&p, &agent, values, nulls);
-	lead_row(&lead);
+	lead_row(written_row, &lead);
 	li_lead_columns(&ncols);
 	assigned_agent(&lead, ncols, &agent, &lead_agent);
 
@@ -625,11 +715,11 @@ li_log(Intake *in)
 	nulls[9] = in->logged_payload ? ' ' : 'n';
 	values[10] = text_or_null(in->raw_body, &nulls[10]);
 	if (log_target == NULL)
-		log_target = li_row_target("intake_log", LOG_NCOLS, log_columns, log_types, "id");
+		log_target = li_row_target("intake_log", LOG_NCOLS, log_columns, log_types, "id", NULL);
 	for (int i = 0; i < LOG_NCOLS; i++)
 		isnull[i] = nulls[i] == 'n';
-	/* as COPY would insert it (rowwrite.c): a statement's start-up was a sixth of a call */
-	if (!li_insert_row(log_target, values, isnull, &log_id))
+	/* as COPY would insert it (rowwrite.c): the statement's start-up was a third of its cost */
+	if (li_insert_row(log_target, values, isnull, &log_id) == ROW_BY_STATEMENT)
 	{
 		if (log_plan == NULL)
 			prepare_plans();

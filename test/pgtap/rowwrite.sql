@@ -1,8 +1,9 @@
--- test/pgtap/rowwrite.sql: the intake_log row is inserted as COPY inserts (extension/rowwrite.c),
--- not by a statement, yet what a DBA adds to the table applies as it would to the statement:
--- column defaults, CHECK constraints, the domain of source, AFTER ROW triggers; and where
--- only the statement can do it right (BEFORE or statement triggers, row-level security,
--- no table privilege), the statement runs instead.
+-- test/pgtap/rowwrite.sql: the intake_log row, and a new lead, are inserted as COPY and
+-- INSERT ... ON CONFLICT DO NOTHING insert (extension/rowwrite.c), not by a statement; yet
+-- what a DBA adds to the tables applies as it would to the statement: column defaults,
+-- CHECK constraints, domains, foreign keys, AFTER ROW triggers, the serialization failure
+-- of REPEATABLE READ; and where only the statement can do it right (BEFORE or statement
+-- triggers, row-level security, no table privilege), the statement runs instead.
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
 --   pg_prove -d DB test/pgtap/rowwrite.sql
@@ -12,7 +13,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
-SELECT plan(14);
+SELECT plan(25);
 
 CREATE FUNCTION pg_temp.call(lead text) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1', 'lead_id', lead,
@@ -125,7 +126,81 @@ ALTER TABLE leadintake.intake_log DISABLE ROW LEVEL SECURITY;
 SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id IN ('R-8', 'R-10')), 0::bigint,
     'the refused calls stored no lead');
 
+-- 9. New leads. Defaults and the identity, as the statement gives them.
+ALTER TABLE leadintake.leads ADD COLUMN region text DEFAULT 'north';
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-1",
+    "date_of_birth": "1980-02-29", "SQLdate": "2024-01-15 10:30:00", "epoch": "1705314600",
+    "server_ip": "10.0.0.1", "gmt_offset_now": "-5.00"}') -> 'lead' ->> 'id' AS n1 \gset
+SELECT is((SELECT status || ' ' || region || ' ' || (extra = '{}') || ' ' || (id = :n1)
+                  || ' ' || (created_at = updated_at) || ' ' || date_of_birth || ' ' || sql_date
+                  || ' ' || epoch || ' ' || host(server_ip) || ' ' || gmt_offset_now
+             FROM leadintake.leads WHERE dialer_lead_id = 'N-1'),
+    'interested north true true true 1980-02-29 2024-01-15 10:30:00 1705314600 10.0.0.1 -5.00',
+    'a new lead: status, a DBA''s default, extra, id, timestamps and the typed fields stored');
+SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'N-1'), 1::bigint,
+    '... once');
+
+-- 10. A CHECK constraint and a foreign key a DBA adds to leads are enforced on a new lead.
+ALTER TABLE leadintake.leads ADD CONSTRAINT no_hull CHECK (city <> 'Hull') NOT VALID;
+SELECT throws_ok($$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-2", "city": "Hull"}')$$,
+    '23514', NULL, 'a CHECK constraint on leads refuses a new lead (23514)');
+ALTER TABLE leadintake.leads DROP CONSTRAINT no_hull;
+CREATE TABLE public.lists (id text PRIMARY KEY);
+INSERT INTO public.lists VALUES ('1001');
+ALTER TABLE leadintake.leads ADD FOREIGN KEY (list_id) REFERENCES public.lists (id) NOT VALID;
+SELECT throws_ok($$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-3", "list_id": "9999"}')$$,
+    '23503', NULL, 'a foreign key a DBA adds to leads refuses a list that does not exist (23503)');
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-4", "list_id": "1001"}') ->> 'created',
+    'true', '... and lets a list that exists through');
+
+-- 11. An AFTER ROW trigger on leads fires once for a new lead; a BEFORE ROW one may change
+-- the row, and the response shows the lead as stored.
+CREATE TABLE pg_temp.leads_seen (dialer_lead_id text);
+CREATE FUNCTION pg_temp.after_lead() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO pg_temp.leads_seen VALUES (NEW.dialer_lead_id); RETURN NULL; END $$;
+CREATE TRIGGER after_lead AFTER INSERT ON leadintake.leads
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.after_lead();
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-5"}') IS NOT NULL AS made \gset
+SELECT is((SELECT count(*) FROM pg_temp.leads_seen WHERE dialer_lead_id = 'N-5'), 1::bigint,
+    'an AFTER ROW trigger on leads fires once for a new lead');
+DROP TRIGGER after_lead ON leadintake.leads;
+CREATE FUNCTION pg_temp.before_lead() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.city := upper(NEW.city); RETURN NEW; END $$;
+CREATE TRIGGER before_lead BEFORE INSERT ON leadintake.leads
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.before_lead();
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-6", "city": "Ely"}') -> 'lead' ->> 'city',
+    'ELY', 'a BEFORE ROW trigger''s change to a new lead is stored and answered');
+DROP TRIGGER before_lead ON leadintake.leads;
+
+-- 12. Two sessions creating one lead id: the second waits for the first, then updates its lead.
+\ir sessions.inc
+SELECT pg_temp.connect('a') AS a, pg_temp.connect('b') AS b \gset
+SELECT dblink_exec('b', 'BEGIN') AS begun \gset
+SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-7", "first_name": "Bo"}') ->> 'created'$$) AS t (r text)),
+    'true', 'B creates lead N-7, transaction open');
+SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-7", "last_name": "Ash"}')::text$$) AS sent \gset
+SELECT ok(pg_temp.wait_for_waiter(), 'A, creating N-7 too, waits for B');
+SELECT dblink_exec('b', 'COMMIT') AS committed \gset
+SELECT is((SELECT (r::jsonb ->> 'created') || ' ' || (r::jsonb -> 'lead' ->> 'full_name')
+             FROM dblink_get_result('a') AS t (r text)), 'false Bo Ash',
+    'A then updates B''s lead: one lead, both names');
+SELECT count(*) AS drained FROM dblink_get_result('a', false) AS t (r text) \gset
+
+-- 13. REPEATABLE READ: a lead id created after the caller's snapshot is a serialization
+-- failure, as for the statement's ON CONFLICT DO NOTHING.
+SELECT dblink_exec('a', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS begun \gset
+SELECT count(*) AS snap FROM dblink('a', 'SELECT 1') AS t (x int) \gset
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-8"}') IS NOT NULL AS made \gset
+SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-8", "city": "Bath"}')::text$$) AS sent \gset
+SELECT throws_ok($$SELECT * FROM dblink_get_result('a') AS t (r text)$$, '40001',
+    'could not serialize access due to concurrent update',
+    'A (repeatable read) creating a lead id made after its snapshot gets 40001, at once');
+SELECT count(*) AS drained FROM dblink_get_result('a', false) AS t (r text) \gset
+SELECT dblink_exec('a', 'ROLLBACK') AS rolled \gset
+
 SELECT * FROM finish();
+SELECT dblink_disconnect('a'), dblink_disconnect('b');
 DROP EXTENSION leadintake CASCADE;
+DROP TABLE public.lists;
 DROP OWNED BY li_rowwrite_caller;
 DROP ROLE li_rowwrite_caller;
