@@ -10,6 +10,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
@@ -56,10 +57,12 @@ struct RowTarget
 
 static RowTarget targets[MAX_TARGETS];
 static int ntargets;
+static uint64 invalidations; /* so that a map made while one arrived is not kept */
 
 static void
 forget_relation(Datum arg, Oid relid)
 {
+	invalidations++;
 	for (int i = 0; i < ntargets; i++)
 		if (relid == InvalidOid || targets[i].relid == relid)
 			targets[i].relid = InvalidOid;
@@ -129,20 +132,26 @@ arbiter_index(Relation rel, const char *column)
 	return n == 1 ? found : InvalidOid;
 }
 
-/* The column map of rel; usable stays false where a column's type is not the one given. */
-static void
+/*
+ * The column map of rel; usable stays false where a column's type is not the one given. The
+ * map counts as made (t->relid) only once it is whole and nothing was invalidated meanwhile:
+ * an error half-way, or an invalidation, makes the next call map again. False when this
+ * call must not use it.
+ */
+static bool
 map_target(RowTarget *t, Relation rel)
 {
 	TupleDesc desc = RelationGetDescr(rel);
+	uint64 seen = invalidations;
 	MemoryContext old;
 
+	t->relid = InvalidOid;
 	MemoryContextReset(t->cxt);
 	old = MemoryContextSwitchTo(t->cxt);
-	t->attnum = palloc(t->n * sizeof(AttrNumber));
+	t->attnum = palloc0(t->n * sizeof(AttrNumber));
 	t->domain = palloc0(t->n * sizeof(bool));
 	t->domain_cache = palloc0(t->n * sizeof(void *));
 	t->defaults = palloc0(desc->natts * sizeof(Expr *));
-	t->relid = RelationGetRelid(rel);
 	t->usable = true;
 	t->ret_attnum = 0;
 	if (strcmp(t->returning, "*") != 0)
@@ -156,6 +165,7 @@ map_target(RowTarget *t, Relation rel)
 	for (int i = 0; i < t->n; i++)
 	{
 		Form_pg_attribute att;
+		int32 typmod = -1;
 
 		if ((t->attnum[i] = SPI_fnumber(desc, t->columns[i])) <= 0)
 		{
@@ -163,8 +173,9 @@ map_target(RowTarget *t, Relation rel)
 			continue;
 		}
 		att = TupleDescAttr(desc, t->attnum[i] - 1);
-		/* a typmod (varchar(n)) or another type: the statement's cast decides */
-		if (att->attgenerated || att->atttypmod != -1 || getBaseType(att->atttypid) != t->types[i])
+		/* a typmod (varchar(n), or a domain's numeric(4,2)) or another type: the cast decides */
+		if (att->attgenerated || att->atttypmod != -1 ||
+			getBaseTypeAndTypmod(att->atttypid, &typmod) != t->types[i] || typmod != -1)
 			t->usable = false;
 		t->domain[i] = att->atttypid != t->types[i];
 	}
@@ -180,8 +191,14 @@ map_target(RowTarget *t, Relation rel)
 			continue;
 		if ((def = build_column_default(rel, a + 1)) != NULL)
 			t->defaults[a] = expression_planner((Expr *) def);
+		else if (get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+			t->usable = false; /* the statement checks the domain on the NULL it stores */
 	}
 	MemoryContextSwitchTo(old);
+	if (invalidations != seen)
+		return false;
+	t->relid = RelationGetRelid(rel);
+	return true;
 }
 
 /*
@@ -297,17 +314,19 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 	if (!OidIsValid(relid))
 		return ROW_BY_STATEMENT;
 	rel = table_open(relid, RowExclusiveLock);
-	if (t->relid != relid)
-		map_target(t, rel);
-	if (!t->usable || !insertable(rel))
+	if ((t->relid != relid && !map_target(t, rel)) || !t->usable || !insertable(rel))
 	{
 		table_close(rel, NoLock);
 		return ROW_BY_STATEMENT;
 	}
 	desc = RelationGetDescr(rel);
 
-	/* as SPI does before each statement: this row is one command, seeing the earlier ones */
+	/*
+	 * As SPI does before each statement: this row is one command, and what it runs (a
+	 * default, a CHECK, a trigger) sees the earlier ones through a snapshot of its own.
+	 */
 	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	estate = CreateExecutorState();
 	MemoryContextSwitchTo(estate->es_query_cxt);
 	rte = makeNode(RangeTblEntry);
@@ -344,6 +363,7 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 		slot->tts_isnull[a] = nulls[i];
 	}
 	ExecStoreVirtualTuple(slot);
+	slot->tts_tableOid = relid; /* for a CHECK or a generated column that reads tableoid */
 
 	AfterTriggerBeginQuery();
 	if (t->arbiter)
@@ -369,6 +389,7 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 	ExecResetTupleTable(estate->es_tupleTable, false);
 	MemoryContextSwitchTo(caller);
 	FreeExecutorState(estate);
+	PopActiveSnapshot();
 	table_close(rel, NoLock);
 	return inserted ? ROW_INSERTED : ROW_PRESENT;
 }

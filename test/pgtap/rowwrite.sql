@@ -13,7 +13,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
-SELECT plan(25);
+SELECT plan(31);
 
 CREATE FUNCTION pg_temp.call(lead text) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1', 'lead_id', lead,
@@ -57,6 +57,45 @@ SELECT throws_ok($$SELECT pg_temp.call('R-4')$$, '23514', NULL,
 ALTER DOMAIN leadintake.intake_source DROP CONSTRAINT intake_source_check;
 ALTER DOMAIN leadintake.intake_source ADD CONSTRAINT intake_source_check
     CHECK (VALUE IN ('http', 'sql', 'inbox', 'replay'));
+
+-- 4b. What a CHECK runs sees the call's earlier writes (a snapshot of its own, as each
+-- statement gets), and reads tableoid as the table's.
+CREATE FUNCTION public.li_test_lead_exists(bigint) RETURNS boolean STABLE LANGUAGE sql AS
+    'SELECT EXISTS (SELECT 1 FROM leadintake.leads WHERE id = $1)';
+ALTER TABLE leadintake.intake_log
+    ADD CONSTRAINT lead_seen CHECK (lead_id IS NULL OR public.li_test_lead_exists(lead_id)) NOT VALID,
+    ADD CONSTRAINT own_table CHECK (tableoid = 'leadintake.intake_log'::regclass) NOT VALID;
+SELECT lives_ok($$SELECT pg_temp.call('R-4b')$$,
+    'a CHECK on intake_log that looks up the new lead, and one on tableoid, let the row through');
+ALTER TABLE leadintake.intake_log DROP CONSTRAINT lead_seen, DROP CONSTRAINT own_table;
+DROP FUNCTION public.li_test_lead_exists(bigint);
+
+-- 4c. A domain column left out of the row, with no default: the domain judges the NULL.
+CREATE DOMAIN public.li_test_required AS text NOT NULL;
+ALTER TABLE leadintake.intake_log ADD COLUMN required public.li_test_required DEFAULT 'x';
+ALTER TABLE leadintake.intake_log ALTER COLUMN required DROP DEFAULT;
+SELECT throws_ok($$SELECT pg_temp.call('R-4c')$$, '23502', NULL,
+    'a NOT NULL domain column with no default refuses the row (23502)');
+ALTER TABLE leadintake.intake_log DROP COLUMN required;
+DROP DOMAIN public.li_test_required;
+
+-- 4d. A default that fails while the row is first mapped: the next call maps again.
+CREATE FUNCTION public.li_test_site() RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('li_test.fail', true) = 'on' THEN RAISE EXCEPTION 'not now'; END IF;
+    RETURN 'york';
+END $$;
+ALTER TABLE leadintake.intake_log ADD COLUMN site2 text;
+ALTER TABLE leadintake.intake_log ALTER COLUMN site2 SET DEFAULT public.li_test_site();
+SET li_test.fail = 'on';
+SELECT throws_ok($$SELECT pg_temp.call('R-4d')$$, 'P0001', 'not now',
+    'a default that raises while the row is mapped: the call fails');
+SET li_test.fail = 'off';
+SELECT is(pg_temp.call('R-4e') ->> 'created', 'true', 'the next call maps again and succeeds');
+SELECT is((SELECT site2 || ' ' || (id > 0) FROM pg_temp.logged('R-4e')), 'york true',
+    '... with every default');
+ALTER TABLE leadintake.intake_log DROP COLUMN site2;
+DROP FUNCTION public.li_test_site();
 
 -- 5. An AFTER ROW trigger fires once per row, and sees the row stored.
 CREATE TABLE pg_temp.seen (log_id bigint, city text);
@@ -139,6 +178,15 @@ SELECT is((SELECT status || ' ' || region || ' ' || (extra = '{}') || ' ' || (id
     'a new lead: status, a DBA''s default, extra, id, timestamps and the typed fields stored');
 SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'N-1'), 1::bigint,
     '... once');
+
+-- 9b. A column made a domain with a typmod (numeric(3,1)): the value is cast as the
+-- statement casts it.
+CREATE DOMAIN public.li_test_offset AS numeric(3,1);
+ALTER TABLE leadintake.leads ALTER COLUMN gmt_offset_now TYPE public.li_test_offset;
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-1b", "gmt_offset_now": "5.25"}') -> 'lead' ->> 'gmt_offset_now',
+    '5.3', 'a domain over numeric(3,1): the new lead''s offset is rounded as the cast rounds it');
+ALTER TABLE leadintake.leads ALTER COLUMN gmt_offset_now TYPE numeric;
+DROP DOMAIN public.li_test_offset;
 
 -- 10. A CHECK constraint and a foreign key a DBA adds to leads are enforced on a new lead.
 ALTER TABLE leadintake.leads ADD CONSTRAINT no_hull CHECK (city <> 'Hull') NOT VALID;
