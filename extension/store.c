@@ -69,25 +69,49 @@ stored_directly(FieldId f)
 	return li_fields[f].column != NULL && f != F_LEAD_ID && f != F_FULL_NAME && f != F_PHONE;
 }
 
+/*
+ * The column type of a dialer field of each kind, and the statements' cast to it from the
+ * text parameter; kinds not listed are text columns.
+ */
+static const struct
+{
+	Oid type;
+	const char *cast;
+} kind_columns[] = {
+	[FK_DATE] = {DATEOID, "::pg_catalog.date"},
+	[FK_DATETIME] = {TIMESTAMPOID, "::pg_catalog.timestamp"},
+	[FK_INT] = {INT8OID, "::pg_catalog.int8"},
+	[FK_IP] = {INETOID, "::pg_catalog.inet"},
+	[FK_OFFSET] = {NUMERICOID, "::pg_catalog.numeric"},
+};
+
 static const char *
 type_cast(FieldKind kind)
 {
-	switch (kind)
-	{
-		case FK_DATE:
-			return "::pg_catalog.date";
-		case FK_DATETIME:
-			return "::pg_catalog.timestamp";
-		case FK_INT:
-			return "::pg_catalog.int8";
-		case FK_IP:
-			return "::pg_catalog.inet";
-		case FK_OFFSET:
-			return "::pg_catalog.numeric";
-		default:
-			return "";
-	}
+	return kind < lengthof(kind_columns) && kind_columns[kind].cast ? kind_columns[kind].cast : "";
 }
+
+static Oid
+field_type(FieldKind kind)
+{
+	return kind < lengthof(kind_columns) && kind_columns[kind].cast ? kind_columns[kind].type
+																	: TEXTOID;
+}
+
+/* The insert's and the update's first columns, one per parameter before the fields. */
+static const char *const derived_columns[P_FIRST_FIELD] = {
+	[P_ID] = "assigned_agent_id", [P_FULL_NAME] = "full_name",
+	[P_PHONE] = "phone",          [P_PHONE_E164] = "phone_e164",
+	[P_EXTRA] = "extra",          [P_DIALER_LEAD_ID] = "dialer_lead_id"};
+
+/* intake_log's columns in li_log's order, and the types of the values it gives them. */
+#define LOG_NCOLS 11
+static const char *const log_columns[LOG_NCOLS] = {
+	"received_at", "source",  "key_name",    "client_addr", "status",  "error",
+	"lead_id",     "created", "duration_ms", "payload",     "raw_body"};
+static const Oid log_types[LOG_NCOLS] = {TIMESTAMPTZOID, TEXTOID,  TEXTOID, INETOID,
+										 INT4OID,        TEXTOID,  INT8OID, BOOLOID,
+										 FLOAT8OID,      JSONBOID, TEXTOID};
 
 /*
  * The lead's columns the response shows, in the order li_success_response reads them. The
@@ -256,9 +280,8 @@ static void
 prepare_plans(void)
 {
 	Oid two_text[2] = {TEXTOID, TEXTOID};
-	Oid log_types[11] = {TIMESTAMPTZOID, TEXTOID, TEXTOID,   INETOID,  INT4OID, TEXTOID,
-						 INT8OID,        BOOLOID, FLOAT8OID, JSONBOID, TEXTOID};
 	StringInfoData ins;
+	StringInfoData log;
 
 	/* A claim that is new needs no more; one that exists is locked, then the lead re-read. */
 	claim_plan = li_keep_plan("INSERT INTO leadintake.phone_claims (phone_e164) VALUES ($1)"
@@ -277,8 +300,9 @@ prepare_plans(void)
 	nparams = P_FIRST_FIELD;
 
 	initStringInfo(&ins);
-	appendStringInfoString(&ins, "INSERT INTO leadintake.leads AS l (assigned_agent_id,"
-								 " full_name, phone, phone_e164, extra, dialer_lead_id");
+	appendStringInfoString(&ins, "INSERT INTO leadintake.leads AS l (");
+	for (int i = 0; i < P_FIRST_FIELD; i++)
+		appendStringInfo(&ins, "%s%s", i ? ", " : "", derived_columns[i]);
 	for (int f = 0; f < LI_NFIELDS; f++)
 	{
 		if (!stored_directly(f))
@@ -298,11 +322,15 @@ prepare_plans(void)
 	insert_plan = li_keep_plan(ins.data, nparams, param_types);
 	update_plan = li_keep_plan(update_sql(ALL_SHAPES), P_TID + 1, param_types);
 
-	log_plan = li_keep_plan("INSERT INTO leadintake.intake_log (received_at, source, key_name,"
-							" client_addr, status, error, lead_id, created, duration_ms,"
-							" payload, raw_body)"
-							" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-							11, log_types);
+	initStringInfo(&log);
+	appendStringInfoString(&log, "INSERT INTO leadintake.intake_log (");
+	for (int i = 0; i < LOG_NCOLS; i++)
+		appendStringInfo(&log, "%s%s", i ? ", " : "", log_columns[i]);
+	appendStringInfoString(&log, ") VALUES (");
+	for (int i = 0; i < LOG_NCOLS; i++)
+		appendStringInfo(&log, "%s$%d", i ? ", " : "", i + 1);
+	appendStringInfoString(&log, ") RETURNING id");
+	log_plan = li_keep_plan(log.data, LOG_NCOLS, (Oid *) log_types);
 }
 
 static inline Datum
@@ -345,27 +373,6 @@ write_lead(SPIPlanPtr plan, Datum *values, char *nulls)
 	return true;
 }
 
-/* The type of the value the insert gives a dialer field's column (its base type). */
-static Oid
-field_type(FieldKind kind)
-{
-	switch (kind)
-	{
-		case FK_DATE:
-			return DATEOID;
-		case FK_DATETIME:
-			return TIMESTAMPOID;
-		case FK_INT:
-			return INT8OID;
-		case FK_IP:
-			return INETOID;
-		case FK_OFFSET:
-			return NUMERICOID;
-		default:
-			return TEXTOID;
-	}
-}
-
 /*
  * A new lead, inserted as INSERT ... ON CONFLICT (dialer_lead_id) DO NOTHING would insert it
  * (rowwrite.c), with the values the insert statement takes; the statement where rowwrite.c
@@ -386,17 +393,14 @@ insert_lead(Datum *values, char *nulls)
 
 	if (target == NULL)
 	{
-		static const char *const derived[P_FIRST_FIELD] = {
-			"assigned_agent_id", "full_name", "phone", "phone_e164", "extra", "dialer_lead_id"};
-		static const Oid derived_types[P_FIRST_FIELD] = {INT8OID, TEXTOID,  TEXTOID,
-														 TEXTOID, JSONBOID, TEXTOID};
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+		/* the insert statement's columns; a field's value of its column's type, not text */
 		for (int i = 0; i < nparams; i++)
 		{
-			columns[i] = i < P_FIRST_FIELD ? derived[i] : li_fields[param_field[i]].column;
+			columns[i] = i < P_FIRST_FIELD ? derived_columns[i] : li_fields[param_field[i]].column;
 			types[i] =
-				i < P_FIRST_FIELD ? derived_types[i] : field_type(li_fields[param_field[i]].kind);
+				i < P_FIRST_FIELD ? param_types[i] : field_type(li_fields[param_field[i]].kind);
 			if (types[i] != TEXTOID && i >= P_FIRST_FIELD)
 			{
 				Oid fn;
@@ -675,15 +679,6 @@ li_error_text(Intake *in)
 		appendStringInfoChar(&buf, ')');
 	return buf.data;
 }
-
-/* intake_log's columns in li_log's order, and the types of the values it gives them. */
-#define LOG_NCOLS 11
-static const char *const log_columns[LOG_NCOLS] = {
-	"received_at", "source",  "key_name",    "client_addr", "status",  "error",
-	"lead_id",     "created", "duration_ms", "payload",     "raw_body"};
-static const Oid log_types[LOG_NCOLS] = {TIMESTAMPTZOID, TEXTOID,  TEXTOID, INETOID,
-										 INT4OID,        TEXTOID,  INT8OID, BOOLOID,
-										 FLOAT8OID,      JSONBOID, TEXTOID};
 
 /*
  * The intake_log row (contract section 2): every outcome that reaches the database; a
