@@ -11,7 +11,8 @@
 #   b_log_mix SINCE             "NEW_PERCENT NOT_201" of the log rows after SINCE
 #   b_snap, b_delta S0 S1       CPU readings around a measure (see below)
 #   b_pgbench SCRIPT N BASE SECS
-#                               pgbench -M prepared -c CLIENTS -j THREADS; sets B_TPS, B_TXNS,
+#                               pgbench -M prepared -c CLIENTS -j THREADS (SCRIPT in BENCH,
+#                               or an absolute path); sets B_TPS, B_TXNS,
 #                               B_FAILED and b_delta's figures
 #   b_wrk URL KEY N BASE SECS   wrk -c CLIENTS -t THREADS with shim.lua; sets B_RPS, B_REQS,
 #                               B_BAD (non-2xx answers and socket errors) and b_delta's figures
@@ -52,10 +53,11 @@ print(f'{wall:.3f} {srv:.2f} {cli:.2f} {shim:.2f} {max(0.0, 100 * (m - srv - cli
 
 b_pgbench() {
     local script=$1 n=$2 base=$3 secs=$4 out=$WORK/pgbench.out s0 s1 rc
+    [[ $script = /* ]] || script=$BENCH/$script
     s0=$(b_snap)
     pgbench -n -M prepared -h "$(li_sockdir "$PG")" -p "$PORT" -U postgres \
         -c "$CLIENTS" -j "$THREADS" -T "$secs" -D n="$n" -D base="$base" \
-        -f "$BENCH/$script" bench >"$out" 2>&1
+        -f "$script" bench >"$out" 2>&1
     rc=$?
     sleep 0.3   # let the postmaster reap pgbench's backends, so that their CPU is counted
     s1=$(b_snap)

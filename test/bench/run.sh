@@ -15,7 +15,8 @@
 #   3. ROUNDS rounds of, each for SECS seconds, c=32: pgbench baseline.sql (a bare prepared
 #      upsert), baseline_notify.sql (the same and a pg_notify: a diagnostic, no target),
 #      baseline_log.sql (the upsert and the intake_log row: the floor of a call, a
-#      diagnostic), function.sql (leadintake_from_dialer), wrk shim.lua against the shim
+#      diagnostic), the same into bench.leads_fk (with leadintake.leads's foreign key to the
+#      agents, a diagnostic), function.sql (leadintake_from_dialer), wrk shim.lua against the shim
 #      (--pool-size POOL); half the calls name an existing lead, half a new one; then wrk
 #      against floor.c, libmicrohttpd alone in three threading models (a diagnostic: the
 #      floor of the shim's CPU);
@@ -157,7 +158,11 @@ b_psql -f "$BENCH/setup.sql" >/dev/null || fail "setup.sql failed"
 b_record meta.extension - "$(b_psql -c "SELECT extversion FROM pg_extension WHERE extname = 'leadintake'")"
 
 step "loading $LEADS leads"
-b_psql -c "SELECT bench.load($LEADS)" >/dev/null || fail "bench.load failed"
+b_psql -c "SELECT bench.load($LEADS, fk => true)" >/dev/null || fail "bench.load failed"
+# baseline_log.sql on bench.leads_fk: the two writes with the lead table's foreign key
+sed 's/^INSERT INTO bench\.leads AS l /INSERT INTO bench.leads_fk AS l /' \
+    "$BENCH/baseline_log.sql" >"$WORK/baseline_log_fk.sql"
+grep -q 'bench\.leads_fk AS l' "$WORK/baseline_log_fk.sql" || fail "baseline_log_fk.sql not made"
 
 step "shim (pool $POOL)"
 KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -225,6 +230,17 @@ for r in $(seq "$ROUNDS"); do
     b_record ratio.log_base "$r" "$(b_calc "$B_TPS / $base_tps")"
     log_tps=$B_TPS
 
+    step "round $r/$ROUNDS: the same with the foreign key (diagnostic)"
+    b_settle
+    new_base
+    b_pgbench "$WORK/baseline_log_fk.sql" "$LEADS" "$BASE" "$SECS" \
+        || fail "baseline_log_fk run failed"
+    b_record logfk.tps "$r" "$B_TPS"
+    b_record logfk.cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_TXNS")"
+    b_record logfk.others_pct "$r" "$B_OTHERS"
+    b_record ratio.logfk_base "$r" "$(b_calc "$B_TPS / $base_tps")"
+    logfk_tps=$B_TPS
+
     step "round $r/$ROUNDS: leadintake_from_dialer"
     b_settle
     mark=$(b_log_mark)
@@ -238,6 +254,7 @@ for r in $(seq "$ROUNDS"); do
     b_record func.others_pct "$r" "$B_OTHERS"
     b_record ratio.func_base "$r" "$(b_calc "$B_TPS / $base_tps")"
     b_record ratio.func_log "$r" "$(b_calc "$B_TPS / $log_tps")"
+    b_record ratio.func_logfk "$r" "$(b_calc "$B_TPS / $logfk_tps")"
     func_tps=$B_TPS
 
     step "round $r/$ROUNDS: the shim under wrk"

@@ -5,8 +5,13 @@
 --   bench.leads                a plain copy of leadintake.leads (same columns, same indexes,
 --                              same fillfactor, no foreign key, no trigger): the target of the
 --                              baseline upsert
---   bench.load(n, baseline)    empties both lead tables (and the log, the inbox, the claims;
---                              identities restart), loads leads 1..n with the columns a payload sets, ANALYZE
+--   bench.leads_fk             the same, with leadintake.leads's foreign key to the agents:
+--                              the target of baseline_log_fk.sql (a diagnostic)
+--   bench.load(n, baseline, fk)
+--                              empties the lead tables (and the log, the inbox, the claims;
+--                              identities restart), loads leads 1..n with the columns a
+--                              payload sets into leadintake.leads, bench.leads (baseline) and
+--                              bench.leads_fk (fk), ANALYZE
 --   bench.payload(id, agent)   the bench payload as jsonb (bulk and inbox measures; the
 --                              pgbench and wrk scripts build the very same object)
 --   bench.baseline_loop()      baseline.sql's upsert of every row of bench.staging (id, agent),
@@ -24,9 +29,11 @@ SELECT 'agent' || i, 'Agent ' || i, (1000 + i)::text FROM generate_series(1, 50)
 
 CREATE SCHEMA bench;
 CREATE TABLE bench.leads (LIKE leadintake.leads INCLUDING ALL);
--- LIKE copies no storage parameters: the baseline gets the same fillfactor as the product.
+CREATE TABLE bench.leads_fk (LIKE leadintake.leads INCLUDING ALL,
+    FOREIGN KEY (assigned_agent_id) REFERENCES leadintake.agents (id));
+-- LIKE copies no storage parameters: the baselines get the same fillfactor as the product.
 DO $$ BEGIN
-    EXECUTE format('ALTER TABLE bench.leads SET (%s)',
+    EXECUTE format('ALTER TABLE bench.leads SET (%1$s); ALTER TABLE bench.leads_fk SET (%1$s)',
                    (SELECT array_to_string(reloptions, ', ') FROM pg_class
                      WHERE oid = 'leadintake.leads'::regclass));
 END $$;
@@ -47,11 +54,12 @@ CREATE FUNCTION bench.payload(id bigint, agent int) RETURNS jsonb LANGUAGE sql I
                     'Spoke with the spouse too, both agreed to a follow-up next week.')
 $$;
 
-CREATE FUNCTION bench.load(n int, baseline boolean DEFAULT true) RETURNS void
+CREATE FUNCTION bench.load(n int, baseline boolean DEFAULT true, fk boolean DEFAULT false)
+RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     TRUNCATE leadintake.leads, leadintake.phone_claims, leadintake.intake_log,
-             leadintake.inbox, bench.leads RESTART IDENTITY;
+             leadintake.inbox, bench.leads, bench.leads_fk RESTART IDENTITY;
     INSERT INTO leadintake.leads (assigned_agent_id, dialer_lead_id, full_name, phone,
         phone_e164, email, list_id, campaign, phone_code, phone_number, title, first_name,
         last_name, address1, city, postal_code, country_code, sql_date, uniqueid, comments)
@@ -65,8 +73,12 @@ BEGIN
         INSERT INTO bench.leads SELECT * FROM leadintake.leads;
         PERFORM setval(pg_get_serial_sequence('bench.leads', 'id'), greatest(n, 1));
     END IF;
+    IF fk THEN
+        INSERT INTO bench.leads_fk SELECT * FROM leadintake.leads;
+        PERFORM setval(pg_get_serial_sequence('bench.leads_fk', 'id'), greatest(n, 1));
+    END IF;
     ANALYZE leadintake.leads, leadintake.phone_claims, leadintake.intake_log,
-            leadintake.inbox, bench.leads;
+            leadintake.inbox, bench.leads, bench.leads_fk;
 END $$;
 
 CREATE FUNCTION bench.baseline_loop() RETURNS bigint LANGUAGE plpgsql AS $$
