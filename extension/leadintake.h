@@ -208,13 +208,25 @@ typedef enum RowOutcome
 {
 	ROW_BY_STATEMENT, /* nothing done: the caller runs its statement */
 	ROW_INSERTED,
-	ROW_PRESENT /* the arbiter's unique index has the value: not inserted */
+	ROW_PRESENT, /* the arbiter's unique index has the value: not inserted */
+	ROW_UPDATED
 } RowOutcome;
+
+/* How li_update_row sets a column: as UPDATE ... SET column = <this> would. */
+typedef enum RowSet
+{
+	SET_KEEP,   /* the stored value stays */
+	SET_VALUE,  /* the value given */
+	SET_CONCAT, /* stored || given (jsonb) */
+	SET_IF_NULL /* coalesce(stored, given) */
+} RowSet;
 
 extern RowTarget *li_row_target(const char *relname, int n, const char *const *columns,
 								const Oid *types, const char *returning, const char *arbiter);
 extern RowOutcome li_insert_row(RowTarget *t, const Datum *values, const bool *nulls,
 								Datum *returned);
+extern RowOutcome li_update_row(RowTarget *t, ItemPointer tid, const Datum *values,
+								const bool *nulls, const RowSet *how, Datum *returned);
 
 /* leadintake.c */
 extern ErrorData *li_subtransaction(void (*fn)(void *), void *arg);

@@ -1,6 +1,7 @@
 /*
  * rowwrite.c: one row inserted as COPY FROM inserts it (the relation's defaults, constraints,
- * indexes and row triggers), or as INSERT ... ON CONFLICT DO NOTHING does, without a plan.
+ * indexes and row triggers), or as INSERT ... ON CONFLICT DO NOTHING does, or one locked row
+ * updated as logical replication's apply updates it, without a plan.
  */
 #include "leadintake.h"
 
@@ -30,7 +31,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#define MAX_TARGETS 2 /* intake_log, leads */
+#define MAX_TARGETS 3 /* intake_log, a lead inserted, a lead updated */
 
 /*
  * A table's columns as a caller gives them, mapped once and again after the table (or any
@@ -202,11 +203,12 @@ map_target(RowTarget *t, Relation rel)
 }
 
 /*
- * Whether a row inserted here is what the statement would insert: not where row-level
- * security, rules, statement or BEFORE triggers, partitions or column privileges take part.
+ * Whether a row written here is what the statement would write: not where row-level
+ * security, rules, statement or BEFORE triggers, transition tables, partitions, stored
+ * generated columns (an update) or column privileges take part.
  */
 static bool
-insertable(Relation rel)
+writable(Relation rel, CmdType cmd)
 {
 	TriggerDesc *trig = rel->trigdesc;
 	Oid relid = RelationGetRelid(rel);
@@ -214,12 +216,21 @@ insertable(Relation rel)
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
 		rel->rd_rules != NULL || check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
 		return false;
-	if (trig && (trig->trig_insert_before_row || trig->trig_insert_instead_row ||
-				 trig->trig_insert_before_statement || trig->trig_insert_after_statement ||
-				 trig->trig_insert_new_table))
+	if (cmd == CMD_INSERT && trig &&
+		(trig->trig_insert_before_row || trig->trig_insert_instead_row ||
+		 trig->trig_insert_before_statement || trig->trig_insert_after_statement ||
+		 trig->trig_insert_new_table))
 		return false;
-	/* (SELECT: the statement's RETURNING reads what it returns) */
-	return pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
+	if (cmd == CMD_UPDATE && trig &&
+		(trig->trig_update_before_row || trig->trig_update_instead_row ||
+		 trig->trig_update_before_statement || trig->trig_update_after_statement ||
+		 trig->trig_update_old_table || trig->trig_update_new_table))
+		return false;
+	if (cmd == CMD_UPDATE && rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+		return false;
+	/* (SELECT: the statement's RETURNING reads what it returns, its update the stored row) */
+	return pg_class_aclcheck(relid, GetUserId(), cmd == CMD_INSERT ? ACL_INSERT : ACL_UPDATE) ==
+			   ACLCHECK_OK &&
 		   pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
@@ -289,37 +300,34 @@ insert_unless_present(ResultRelInfo *rri, EState *estate, TupleTableSlot *slot, 
 	return true;
 }
 
-/*
- * Inserts one row: column i of the target gets values[i] (a domain's constraints checked,
- * as the cast to it would), every other column its default; with an arbiter, not when its
- * unique index already holds the row's value (ROW_PRESENT). *returned gets the stored
- * row's returning column, or the whole row (in the caller's memory context). Nothing is
- * done where only the statement can stand for itself (map_target(), insertable()):
- * ROW_BY_STATEMENT, and the caller runs it.
- */
-RowOutcome
-li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *returned)
+/* One write's executor state: what the statement's ExecutorStart would have set up. */
+typedef struct Write
 {
-	Oid relid = get_relname_relid(t->relname, get_namespace_oid("leadintake", false));
-	MemoryContext caller = CurrentMemoryContext;
 	Relation rel;
-	TupleDesc desc;
 	EState *estate;
 	ResultRelInfo *rri;
 	RangeTblEntry *rte;
-	TupleTableSlot *slot;
-	ExprContext *econtext;
-	bool inserted = true;
+	MemoryContext caller;
+} Write;
+
+/*
+ * Opens t's table for a write of kind cmd; false (nothing open) where only the statement
+ * can stand for itself (map_target(), writable()).
+ */
+static bool
+begin_write(RowTarget *t, CmdType cmd, Write *w)
+{
+	Oid relid = get_relname_relid(t->relname, get_namespace_oid("leadintake", false));
 
 	if (!OidIsValid(relid))
-		return ROW_BY_STATEMENT;
-	rel = table_open(relid, RowExclusiveLock);
-	if ((t->relid != relid && !map_target(t, rel)) || !t->usable || !insertable(rel))
+		return false;
+	w->rel = table_open(relid, RowExclusiveLock);
+	if ((t->relid != relid && !map_target(t, w->rel)) || !t->usable || !writable(w->rel, cmd))
 	{
-		table_close(rel, NoLock);
-		return ROW_BY_STATEMENT;
+		table_close(w->rel, NoLock);
+		return false;
 	}
-	desc = RelationGetDescr(rel);
+	w->caller = CurrentMemoryContext;
 
 	/*
 	 * As SPI does before each statement: this row is one command, and what it runs (a
@@ -327,24 +335,88 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 	 */
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	estate = CreateExecutorState();
-	MemoryContextSwitchTo(estate->es_query_cxt);
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(estate, list_make1(rte));
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	w->estate = CreateExecutorState();
+	MemoryContextSwitchTo(w->estate->es_query_cxt);
+	w->estate->es_snapshot = GetActiveSnapshot();
+	w->rte = makeNode(RangeTblEntry);
+	w->rte->rtekind = RTE_RELATION;
+	w->rte->relid = relid;
+	w->rte->relkind = w->rel->rd_rel->relkind;
+	w->rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(w->estate, list_make1(w->rte));
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	/* where the AFTER triggers look for it (as logical replication's apply does) */
-	estate->es_opened_result_relations = list_make1(rri);
-	estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(rri, t->arbiter != NULL);
+	w->estate->es_opened_result_relations = list_make1(w->rri);
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(w->rri, cmd == CMD_INSERT && t->arbiter != NULL);
+	return true;
+}
 
-	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+/* *returned gets slot's returning column, or the whole row, in the caller's context. */
+static void
+return_row(RowTarget *t, Write *w, TupleTableSlot *slot, Datum *returned)
+{
+	MemoryContextSwitchTo(w->caller);
+	if (t->ret_attnum > 0)
+	{
+		bool isnull;
+
+		*returned = slot_getattr(slot, t->ret_attnum, &isnull);
+		if (isnull)
+			*returned = (Datum) 0;
+	}
+	else
+		*returned = ExecFetchSlotHeapTupleDatum(slot);
+	MemoryContextSwitchTo(w->estate->es_query_cxt);
+}
+
+static void
+end_write(Write *w)
+{
+	/* its indexes, and what the triggers opened; rel itself is closed below */
+	ExecCloseResultRelations(w->estate);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	MemoryContextSwitchTo(w->caller);
+	FreeExecutorState(w->estate);
+	PopActiveSnapshot();
+	table_close(w->rel, NoLock);
+}
+
+/* value for column i of t, its domain's constraints checked as the cast to it would. */
+static Datum
+checked(RowTarget *t, Relation rel, int i, Datum value, bool isnull)
+{
+	if (t->domain[i])
+		domain_check(value, isnull,
+					 TupleDescAttr(RelationGetDescr(rel), t->attnum[i] - 1)->atttypid,
+					 &t->domain_cache[i], t->cxt);
+	return value;
+}
+
+/*
+ * Inserts one row: column i of the target gets values[i] (a domain's constraints checked,
+ * as the cast to it would), every other column its default; with an arbiter, not when its
+ * unique index already holds the row's value (ROW_PRESENT). *returned gets the stored
+ * row's returning column, or the whole row (in the caller's memory context). Nothing is
+ * done where only the statement can stand for itself: ROW_BY_STATEMENT, and the caller
+ * runs it.
+ */
+RowOutcome
+li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *returned)
+{
+	Write w;
+	TupleDesc desc;
+	TupleTableSlot *slot;
+	ExprContext *econtext;
+	bool inserted = true;
+
+	if (!begin_write(t, CMD_INSERT, &w))
+		return ROW_BY_STATEMENT;
+	desc = RelationGetDescr(w.rel);
+	slot = ExecInitExtraTupleSlot(w.estate, desc, &TTSOpsVirtual);
 	ExecClearTuple(slot);
-	econtext = GetPerTupleExprContext(estate);
+	econtext = GetPerTupleExprContext(w.estate);
 	for (int a = 0; a < desc->natts; a++)
 	{
 		slot->tts_isnull[a] = true;
@@ -356,40 +428,84 @@ li_insert_row(RowTarget *t, const Datum *values, const bool *nulls, Datum *retur
 	{
 		AttrNumber a = t->attnum[i] - 1;
 
-		if (t->domain[i])
-			domain_check(values[i], nulls[i], TupleDescAttr(desc, a)->atttypid, &t->domain_cache[i],
-						 t->cxt);
-		slot->tts_values[a] = values[i];
+		slot->tts_values[a] = checked(t, w.rel, i, values[i], nulls[i]);
 		slot->tts_isnull[a] = nulls[i];
 	}
 	ExecStoreVirtualTuple(slot);
-	slot->tts_tableOid = relid; /* for a CHECK or a generated column that reads tableoid */
+	slot->tts_tableOid = RelationGetRelid(w.rel); /* for a CHECK that reads tableoid */
 
 	AfterTriggerBeginQuery();
 	if (t->arbiter)
-		inserted = insert_unless_present(rri, estate, slot, t->arbiter_index);
+		inserted = insert_unless_present(w.rri, w.estate, slot, t->arbiter_index);
 	else
-		ExecSimpleRelationInsert(rri, estate, slot);
-	AfterTriggerEndQuery(estate);
-	MemoryContextSwitchTo(caller);
-	if (inserted && t->ret_attnum > 0)
-	{
-		bool isnull;
-
-		*returned = slot_getattr(slot, t->ret_attnum, &isnull);
-		if (isnull)
-			*returned = (Datum) 0;
-	}
-	else if (inserted)
-		*returned = ExecFetchSlotHeapTupleDatum(slot);
-
-	MemoryContextSwitchTo(estate->es_query_cxt);
-	/* its indexes, and what the triggers opened; rel itself is closed below */
-	ExecCloseResultRelations(estate);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	MemoryContextSwitchTo(caller);
-	FreeExecutorState(estate);
-	PopActiveSnapshot();
-	table_close(rel, NoLock);
+		ExecSimpleRelationInsert(w.rri, w.estate, slot);
+	AfterTriggerEndQuery(w.estate);
+	if (inserted)
+		return_row(t, &w, slot, returned);
+	end_write(&w);
 	return inserted ? ROW_INSERTED : ROW_PRESENT;
+}
+
+/*
+ * Updates the row version at tid, which the caller has locked (so it is the row's latest
+ * version and nobody else's to change): column i of the target set as how[i] says, from
+ * values[i] (SET_KEEP ignores it), every other column kept; indexes, constraints and AFTER
+ * triggers as the UPDATE statement that sets those columns. *returned as li_insert_row's.
+ * ROW_BY_STATEMENT where only the statement can stand for itself.
+ */
+RowOutcome
+li_update_row(RowTarget *t, ItemPointer tid, const Datum *values, const bool *nulls,
+			  const RowSet *how, Datum *returned)
+{
+	Write w;
+	TupleDesc desc;
+	TupleTableSlot *stored;
+	TupleTableSlot *slot;
+	EPQState epq;
+
+	if (!begin_write(t, CMD_UPDATE, &w))
+		return ROW_BY_STATEMENT;
+	desc = RelationGetDescr(w.rel);
+	stored = table_slot_create(w.rel, &w.estate->es_tupleTable);
+	if (!table_tuple_fetch_row_version(w.rel, tid, SnapshotAny, stored))
+		elog(ERROR, "locked lead disappeared");
+	slot_getallattrs(stored);
+	slot = ExecInitExtraTupleSlot(w.estate, desc, &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, stored->tts_values, desc->natts * sizeof(Datum));
+	memcpy(slot->tts_isnull, stored->tts_isnull, desc->natts * sizeof(bool));
+	for (int i = 0; i < t->n; i++)
+	{
+		AttrNumber a = t->attnum[i] - 1;
+		Datum value = values[i];
+		bool isnull = nulls[i];
+
+		if (how[i] == SET_KEEP)
+			continue;
+		/* for UPDATE OF triggers: the columns the statement's SET names */
+		w.rte->updatedCols =
+			bms_add_member(w.rte->updatedCols, t->attnum[i] - FirstLowInvalidHeapAttributeNumber);
+		if (how[i] == SET_IF_NULL && !slot->tts_isnull[a])
+			continue;
+		if (how[i] == SET_CONCAT)
+		{
+			/* jsonb || is strict */
+			isnull = isnull || slot->tts_isnull[a];
+			if (!isnull)
+				value = DirectFunctionCall2(jsonb_concat, slot->tts_values[a], value);
+		}
+		slot->tts_values[a] = checked(t, w.rel, i, value, isnull);
+		slot->tts_isnull[a] = isnull;
+	}
+	ExecStoreVirtualTuple(slot);
+	slot->tts_tableOid = RelationGetRelid(w.rel);
+
+	EvalPlanQualInit(&epq, w.estate, NULL, NIL, -1); /* (for BEFORE triggers, never here) */
+	AfterTriggerBeginQuery();
+	ExecSimpleRelationUpdate(w.rri, w.estate, &epq, stored, slot);
+	AfterTriggerEndQuery(w.estate);
+	EvalPlanQualEnd(&epq);
+	return_row(t, &w, slot, returned);
+	end_write(&w);
+	return ROW_UPDATED;
 }

@@ -5,6 +5,7 @@
 #include "leadintake.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -374,6 +375,59 @@ write_lead(SPIPlanPtr plan, Datum *values, char *nulls)
 }
 
 /*
+ * The lead's columns as rowwrite.c takes them: the insert statement's, each field's value of
+ * its column's type (not text); the update's the same and updated_at.
+ */
+static RowTarget *insert_target, *update_target;
+static const char *lead_columns[MAX_PARAMS + 1];
+static Oid lead_types[MAX_PARAMS + 1];
+static FmgrInfo input[MAX_PARAMS];
+static Oid ioparam[MAX_PARAMS];
+static Datum empty_extra;
+
+static void
+prepare_targets(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	for (int i = 0; i < nparams; i++)
+	{
+		lead_columns[i] = i < P_FIRST_FIELD ? derived_columns[i] : li_fields[param_field[i]].column;
+		lead_types[i] =
+			i < P_FIRST_FIELD ? param_types[i] : field_type(li_fields[param_field[i]].kind);
+		if (lead_types[i] != TEXTOID && i >= P_FIRST_FIELD)
+		{
+			Oid fn;
+
+			getTypeInputInfo(lead_types[i], &fn, &ioparam[i]);
+			fmgr_info(fn, &input[i]);
+		}
+	}
+	lead_columns[nparams] = "updated_at";
+	lead_types[nparams] = TIMESTAMPTZOID;
+	empty_extra = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	insert_target =
+		li_row_target("leads", nparams, lead_columns, lead_types, "*", "dialer_lead_id");
+	update_target = li_row_target("leads", nparams + 1, lead_columns, lead_types, "*", NULL);
+	MemoryContextSwitchTo(old);
+}
+
+/* The statements' parameters as their casts make them: text to the column's type. */
+static void
+typed_values(const Datum *values, const char *nulls, Datum *typed, bool *isnull)
+{
+	if (insert_target == NULL)
+		prepare_targets();
+	for (int i = 0; i < nparams; i++)
+	{
+		isnull[i] = nulls[i] == 'n';
+		typed[i] = values[i];
+		if (!isnull[i] && i >= P_FIRST_FIELD && lead_types[i] != TEXTOID)
+			typed[i] = InputFunctionCall(&input[i], TextDatumGetCString(values[i]), ioparam[i], -1);
+	}
+}
+
+/*
  * A new lead, inserted as INSERT ... ON CONFLICT (dialer_lead_id) DO NOTHING would insert it
  * (rowwrite.c), with the values the insert statement takes; the statement where rowwrite.c
  * cannot stand for it. False when a lead with that lead id exists after all.
@@ -381,55 +435,48 @@ write_lead(SPIPlanPtr plan, Datum *values, char *nulls)
 static bool
 insert_lead(Datum *values, char *nulls)
 {
-	static RowTarget *target = NULL;
-	static const char *columns[MAX_PARAMS];
-	static Oid types[MAX_PARAMS];
-	static FmgrInfo input[MAX_PARAMS];
-	static Oid ioparam[MAX_PARAMS];
-	static Datum empty_extra;
 	Datum typed[MAX_PARAMS];
 	bool isnull[MAX_PARAMS];
 	RowOutcome outcome;
 
-	if (target == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		/* the insert statement's columns; a field's value of its column's type, not text */
-		for (int i = 0; i < nparams; i++)
-		{
-			columns[i] = i < P_FIRST_FIELD ? derived_columns[i] : li_fields[param_field[i]].column;
-			types[i] =
-				i < P_FIRST_FIELD ? param_types[i] : field_type(li_fields[param_field[i]].kind);
-			if (types[i] != TEXTOID && i >= P_FIRST_FIELD)
-			{
-				Oid fn;
-
-				getTypeInputInfo(types[i], &fn, &ioparam[i]);
-				fmgr_info(fn, &input[i]);
-			}
-		}
-		empty_extra = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-		target = li_row_target("leads", nparams, columns, types, "*", "dialer_lead_id");
-		MemoryContextSwitchTo(old);
-	}
-	for (int i = 0; i < nparams; i++)
-	{
-		isnull[i] = nulls[i] == 'n';
-		typed[i] = values[i];
-		/* as the statement's casts: text to the column's type by its input function */
-		if (!isnull[i] && i >= P_FIRST_FIELD && types[i] != TEXTOID)
-			typed[i] = InputFunctionCall(&input[i], TextDatumGetCString(values[i]), ioparam[i], -1);
-	}
+	typed_values(values, nulls, typed, isnull);
 	if (isnull[P_EXTRA])
 	{
 		typed[P_EXTRA] = empty_extra;
 		isnull[P_EXTRA] = false;
 	}
-	outcome = li_insert_row(target, typed, isnull, &written_row);
+	outcome = li_insert_row(insert_target, typed, isnull, &written_row);
 	if (outcome == ROW_BY_STATEMENT)
 		return write_lead(insert_plan, values, nulls);
 	return outcome == ROW_INSERTED;
+}
+
+/*
+ * The locked lead at tid updated as update_sql()'s statement for this call's shape would
+ * update it (rowwrite.c), or by that statement. False when the row was not there.
+ */
+static bool
+update_lead(Datum *values, char *nulls, ItemPointer tid)
+{
+	Datum typed[MAX_PARAMS + 1];
+	bool isnull[MAX_PARAMS + 1];
+	RowSet how[MAX_PARAMS + 1];
+
+	typed_values(values, nulls, typed, isnull);
+	/* a value sent overwrites; none keeps the stored one; the agent stays */
+	for (int i = 0; i < nparams; i++)
+		how[i] = isnull[i] ? SET_KEEP : SET_VALUE;
+	how[P_ID] = SET_KEEP;
+	if (!isnull[P_EXTRA])
+		how[P_EXTRA] = SET_CONCAT;
+	if (!isnull[P_DIALER_LEAD_ID])
+		how[P_DIALER_LEAD_ID] = SET_IF_NULL;
+	typed[nparams] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()); /* now() */
+	isnull[nparams] = false;
+	how[nparams] = SET_VALUE;
+	if (li_update_row(update_target, tid, typed, isnull, how, &written_row) != ROW_BY_STATEMENT)
+		return true;
+	return write_lead(update_plan_for(nulls), values, nulls);
 }
 
 /*
@@ -460,7 +507,7 @@ update_locked(Payload *p, FoundLead *found, Datum *values, char *nulls)
 	/* NULL keeps the stored value */
 	values[P_FULL_NAME] = text_or_null(full_name, &nulls[P_FULL_NAME]);
 	values[P_PHONE_E164] = text_or_null(e164, &nulls[P_PHONE_E164]);
-	if (!write_lead(update_plan_for(nulls), values, nulls))
+	if (!update_lead(values, nulls, &found->tid))
 		elog(ERROR, "locked lead disappeared");
 }
 
