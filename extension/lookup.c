@@ -8,6 +8,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_index.h"
@@ -257,7 +258,8 @@ li_find_lead(const char *lead_id, const char *e164, FoundLead *out)
 
 	rel = table_open(relid, RowShareLock);
 	/* (one mode at a time: a check of several passes when any one is granted) */
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+	/* (read-only: the statement's FOR UPDATE is refused, 25006, as it should be) */
+	if (XactReadOnly || pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
 		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED || !know_relation(rel))
 		found = find_by_statement(lead_id, e164, out);

@@ -175,8 +175,10 @@ map_target(RowTarget *t, Relation rel)
 		}
 		att = TupleDescAttr(desc, t->attnum[i] - 1);
 		/* a typmod (varchar(n), or a domain's numeric(4,2)) or another type: the cast decides */
-		if (att->attgenerated || att->atttypmod != -1 ||
-			getBaseTypeAndTypmod(att->atttypid, &typmod) != t->types[i] || typmod != -1)
+		/* (an ALWAYS identity given a value is the statement's error, 428C9) */
+		if (att->attgenerated || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS ||
+			att->atttypmod != -1 || getBaseTypeAndTypmod(att->atttypid, &typmod) != t->types[i] ||
+			typmod != -1)
 			t->usable = false;
 		t->domain[i] = att->atttypid != t->types[i];
 	}
@@ -319,7 +321,8 @@ begin_write(RowTarget *t, CmdType cmd, Write *w)
 {
 	Oid relid = get_relname_relid(t->relname, get_namespace_oid("leadintake", false));
 
-	if (!OidIsValid(relid))
+	/* a read-only transaction: the statement's own check refuses it (25006) */
+	if (!OidIsValid(relid) || XactReadOnly)
 		return false;
 	w->rel = table_open(relid, RowExclusiveLock);
 	if ((t->relid != relid && !map_target(t, w->rel)) || !t->usable || !writable(w->rel, cmd))
@@ -486,7 +489,11 @@ li_update_row(RowTarget *t, ItemPointer tid, const Datum *values, const bool *nu
 		w.rte->updatedCols =
 			bms_add_member(w.rte->updatedCols, t->attnum[i] - FirstLowInvalidHeapAttributeNumber);
 		if (how[i] == SET_IF_NULL && !slot->tts_isnull[a])
-			continue;
+		{
+			/* the statement assigns coalesce(stored, given): its domain judges the stored */
+			value = slot->tts_values[a];
+			isnull = false;
+		}
 		if (how[i] == SET_CONCAT)
 		{
 			/* jsonb || is strict */

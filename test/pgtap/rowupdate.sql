@@ -13,7 +13,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1'), ('agent2');
 
-SELECT plan(26);
+SELECT plan(36);
 
 CREATE FUNCTION pg_temp.call(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1') || payload) $$;
@@ -196,6 +196,60 @@ ALTER TABLE leadintake.leads DISABLE ROW LEVEL SECURITY;
 SELECT is((SELECT city || ' ' || title FROM pg_temp.lead('U-1')), 'Kelso Mx',
     'the refused calls changed nothing');
 
+-- 12. An identity column GENERATED ALWAYS takes no value from a call, as the statement says
+-- (428C9), for a new lead and for an update.
+UPDATE leadintake.leads SET epoch = 0 WHERE epoch IS NULL;
+ALTER TABLE leadintake.leads ALTER COLUMN epoch SET NOT NULL,
+                             ALTER COLUMN epoch ADD GENERATED ALWAYS AS IDENTITY;
+SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-1", "epoch": "7"}')$$, '428C9', NULL,
+    'an update giving a GENERATED ALWAYS identity column a value is refused (428C9)');
+SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-NEW", "epoch": "7"}')$$, '428C9', NULL,
+    '... and so is a new lead');
+ALTER TABLE leadintake.leads ALTER COLUMN epoch DROP IDENTITY, ALTER COLUMN epoch DROP NOT NULL;
+
+-- 13. A domain on dialer_lead_id judges the stored lead id the update keeps (the statement
+-- assigns coalesce(stored, sent)).
+CREATE DOMAIN public.li_test_lead_id AS text;
+ALTER TABLE leadintake.leads ALTER COLUMN dialer_lead_id TYPE public.li_test_lead_id;
+ALTER DOMAIN public.li_test_lead_id ADD CONSTRAINT not_p1 CHECK (VALUE <> 'P-1') NOT VALID;
+SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "P-9", "phone_number": "07700900999", "phone_code": "44"}')$$,
+    '23514', NULL, 'the domain refuses the kept lead id of a lead found by phone (23514)');
+ALTER TABLE leadintake.leads ALTER COLUMN dialer_lead_id TYPE text;
+DROP DOMAIN public.li_test_lead_id;
+
+-- 13b. A value stored out of line (TOAST) is kept whole by an update that does not send it,
+-- and answered whole.
+SELECT string_agg(md5(i::text), '') AS long FROM generate_series(1, 280) i \gset
+SELECT pg_temp.call(jsonb_build_object('lead_id', 'U-1', 'comments', :'long')) IS NOT NULL AS made \gset
+SELECT is(pg_temp.call('{"lead_id": "U-1", "city": "Largs"}') -> 'lead' ->> 'comments', :'long',
+    'a long comment (out of line) is answered whole after an update that does not send it');
+SELECT is((SELECT comments = :'long' AND city = 'Largs' FROM pg_temp.lead('U-1')), true, '... and kept whole');
+
+-- 13c. A publication of leads without a replica identity refuses updates (55000), as it
+-- refuses the statement's.
+ALTER TABLE leadintake.leads REPLICA IDENTITY NOTHING;
+CREATE PUBLICATION li_test_pub FOR TABLE leadintake.leads;
+SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-1", "city": "Kelso"}')$$, '55000', NULL,
+    'a publication of leads with no replica identity refuses the update (55000)');
+DROP PUBLICATION li_test_pub;
+ALTER TABLE leadintake.leads REPLICA IDENTITY DEFAULT;
+SELECT pg_temp.call('{"lead_id": "U-1", "city": "Kelso"}') IS NOT NULL AS made \gset
+
+-- 14. A read-only transaction stores nothing (25006); the refusal is the look-up's statement
+-- (SELECT ... FOR UPDATE), before anything is locked or written.
+SELECT count(*) AS logged FROM leadintake.intake_log \gset
+BEGIN READ ONLY;
+SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-1", "city": "Dunoon"}')$$, '25006',
+    'cannot execute SELECT FOR UPDATE in a read-only transaction',
+    'in a read-only transaction an update is refused by the look-up (25006)');
+SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-RO"}')$$, '25006',
+    'cannot execute SELECT FOR UPDATE in a read-only transaction', '... and a new lead');
+SELECT throws_ok($$SELECT leadintake.http_intake(convert_to('{"user": "agent1", "lead_id": "U-1"}', 'UTF8'), NULL, NULL)$$,
+    '25006', NULL, '... and so does the shim''s entry (the shim answers 503, test/e2e/faults.sh)');
+COMMIT;
+SELECT is((SELECT city || ' ' || (SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'U-RO')
+                  || ' ' || ((SELECT count(*) FROM leadintake.intake_log) - :logged)
+             FROM pg_temp.lead('U-1')), 'Kelso 0 0', '... and nothing was stored, no log row either');
 SELECT * FROM finish();
 DROP EXTENSION leadintake CASCADE;
 DROP TABLE public.lists;
