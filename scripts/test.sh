@@ -62,6 +62,7 @@ cd "$LI_ROOT" || exit 1
 TIMEOUT=${LEADINTAKE_TEST_TIMEOUT:-300}
 PASSED=0
 FAILED=0
+FAILURES=()   # one line per suite that failed, repeated above the summary line
 WORK=""
 SUITE_PGID=""
 
@@ -87,13 +88,17 @@ section() {
 pass() { PASSED=$((PASSED + $1)); }
 fail() { FAILED=$((FAILED + $1)); }
 # A failure that is not an assertion of a suite: say why, count one.
-fail_because() { printf 'FAILED: %s\n' "$*"; fail 1; }
+fail_because() { printf 'FAILED: %s\n' "$*"; fail 1; FAILURES+=("$*"); }
 
 finish() {
     if [ "${LEADINTAKE_KEEP:-0}" = 1 ] && [ -n "$WORK" ]; then
         echo "kept: $WORK (cluster stopped; server log $WORK/pg/log)"
     fi
     cleanup
+    if [ ${#FAILURES[@]} -gt 0 ]; then
+        echo "-- what failed (details above, in each suite's section):"
+        printf '   %s\n' "${FAILURES[@]}"
+    fi
     echo "-- total time: $((SECONDS - SECTION_START)) s"
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]
@@ -102,7 +107,7 @@ finish() {
 
 # tap_count FILE EXIT_STATUS LABEL: count the TAP lines of FILE into PASSED/FAILED.
 tap_count() {
-    local file=$1 rc=$2 label=$3 ok notok skipped plan ran
+    local file=$1 rc=$2 label=$3 ok notok skipped plan ran before=$FAILED
     ok=$(grep -Ec '^[[:space:]]*ok [0-9]+' "$file")
     notok=$(grep -Ec '^[[:space:]]*not ok [0-9]+' "$file")
     skipped=$(grep -Eic '^[[:space:]]*(not )?ok [0-9]+.*# *(skip|todo)' "$file")
@@ -127,6 +132,9 @@ tap_count() {
         summary+="; exited with status $rc: counted as 1 failed"
     fi
     echo "-- $summary"
+    if [ "$FAILED" -gt "$before" ]; then
+        FAILURES+=("$summary$(grep -E -m 3 '^[[:space:]]*not ok [0-9]+' "$file" | sed 's/^[[:space:]]*/ | /' | tr -d '\n')")
+    fi
 }
 
 # ---------------------------------------------------------------- packages and build
@@ -256,6 +264,8 @@ if [ -s test/results/regression.diffs ]; then
     echo "---- (full file: test/results/regression.diffs)"
 fi
 echo "-- $summary"
+[ "$r_failed" -eq 0 ] && [ $((r_ok + r_failed)) -ge "$r_expected" ] && [ "$RC" -eq 0 ] \
+    || FAILURES+=("$summary$(grep -E -m 3 '\.\.\. +(FAILED|failed)' "$OUT" | sed 's/^/ | /' | tr -d '\n')")
 ensure_cluster_up || fail_because "pg_regress left the cluster down"
 
 # ---------------------------------------------------------------- pgTAP
