@@ -13,7 +13,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1'), ('agent2');
 
-SELECT plan(36);
+SELECT plan(37);
 
 CREATE FUNCTION pg_temp.call(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1') || payload) $$;
@@ -132,8 +132,17 @@ SELECT is((SELECT string_agg(what || ':' || old_city || '>' || new_city, ' ' ORD
              FROM pg_temp.seen),
     'any:Troon>Troon any:Wick>Troon city:Wick>Troon',
     'AFTER UPDATE fires for each update, AFTER UPDATE OF city only for the one that sent a city');
+SELECT count(*) AS n FROM (SELECT pg_temp.call(jsonb_build_object('lead_id', 'U-1', k, 'x'))
+                            FROM unnest(ARRAY['title', 'first_name', 'middle_initial', 'last_name',
+                                 'address1', 'address2', 'address3', 'state', 'province',
+                                 'postal_code', 'country_code', 'gender', 'fronter', 'closer',
+                                 'comments', 'vendor_id', 'security_phrase', 'owner', 'rank']) k) c \gset
+SELECT is((SELECT count(*) FROM pg_temp.seen WHERE what = 'city'), 1::bigint,
+    '... however many sets of fields a session sends (19 more, none with a city)');
 DROP TRIGGER after_lead ON leadintake.leads;
 DROP TRIGGER after_city ON leadintake.leads;
+UPDATE leadintake.leads SET title = 'Dr', first_name = 'Ann', middle_initial = NULL, last_name = 'Lee',
+       full_name = 'Ann Lee' WHERE dialer_lead_id = 'U-1';
 
 -- 8. A BEFORE ROW trigger may change the row (the statement runs): stored and answered.
 CREATE FUNCTION pg_temp.before_lead() RETURNS trigger LANGUAGE plpgsql AS $$
