@@ -257,8 +257,11 @@ li_find_lead(const char *lead_id, const char *e164, FoundLead *out)
 		aclcheck_error(acl, OBJECT_SCHEMA, "leadintake");
 
 	rel = table_open(relid, RowShareLock);
-	/* (one mode at a time: a check of several passes when any one is granted) */
-	/* (read-only: the statement's FOR UPDATE is refused, 25006, as it should be) */
+	/*
+	 * The statement where it checks more: read-only (its FOR UPDATE is refused, 25006),
+	 * column grants (one mode at a time: a check of several passes when any one is
+	 * granted), row-level security, an index the probes do not know.
+	 */
 	if (XactReadOnly || pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
 		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED || !know_relation(rel))

@@ -1,6 +1,6 @@
 /*
  * store.c: the race-free upsert of a lead (contract section 5) and the intake_log row,
- * through SPI plans prepared once per backend and kept, and rowwrite.c for the inserts.
+ * through SPI plans prepared once per backend and kept, and rowwrite.c for the writes.
  */
 #include "leadintake.h"
 
