@@ -67,6 +67,7 @@ typedef struct Request
 	int status; /* the status sent; 0 none yet */
 	bool authed;
 	bool key_in_form; /* the key is to be read from the form body */
+	bool param_key;   /* authenticated by an api_key parameter, not the header */
 	char key_name[KEY_NAME_MAX];
 	BodyKind kind;
 	bool has_content_type;
@@ -401,6 +402,7 @@ param_key_ok(Request *req, const Params *params)
 
 	if (params_lookup(params, "api_key", &p) != 1)
 		return false;
+	req->param_key = true;
 	return keys_match(p->value, p->value_len, req->key_name, sizeof(req->key_name));
 }
 
@@ -637,7 +639,8 @@ run_intakes(void **args, const bool *expired, int n)
 		calls[i] = (IntakeCall){.body = req->payload.data ? req->payload.data : "",
 								.body_len = req->payload.len,
 								.key_name = req->key_name,
-								.client_addr = req->client};
+								.client_addr = req->client,
+								.param_key = req->param_key};
 		live[nlive++] = &calls[i];
 	}
 	if (nlive > 0)

@@ -176,6 +176,7 @@ typedef struct IntakeCall
 	size_t body_len;
 	const char *key_name;
 	const char *client_addr;
+	bool param_key; /* authenticated by an api_key parameter: the minimal body (section 7) */
 	DbOutcome outcome;
 	IntakeResult result;
 	bool retry;
