@@ -21,6 +21,9 @@
 #   li_build                      build and install the extension (make, make install), then
 #                                 build the shim (make shim, when shim/Makefile exists);
 #                                 returns 1 when the extension fails, 2 when the shim fails
+#   li_shim_role_sql ROLE         print the SQL that creates ROLE as the shim's login role
+#                                 (docs/shim.md): member of leadintake_shim, and no statement
+#                                 parameter (the request body) in the server log
 #   li_log MSG / li_die MSG       messages on stderr
 #
 # Variables
@@ -206,6 +209,18 @@ li_psql() {
     local dir=$1 port=$2
     shift 2
     psql -X -q -v ON_ERROR_STOP=1 -h "$dir/sock" -p "$port" -U postgres "$@"
+}
+
+# The shim's one statement parameter that holds the dialer's data is the body; a JSON body
+# goes as it came (the shim does not parse it), secrets included. The extension drops them
+# before storing, but log_min_duration_statement, log_statement or an error would write the
+# parameter to the server log: the role's settings keep it out (superuser-only settings).
+li_shim_role_sql() {
+    cat <<EOF
+CREATE ROLE $1 LOGIN IN ROLE leadintake_shim;
+ALTER ROLE $1 SET log_parameter_max_length = 0;
+ALTER ROLE $1 SET log_parameter_max_length_on_error = 0;
+EOF
 }
 
 li_build() {
