@@ -144,6 +144,27 @@ params_concat(Params *dst, Params *src)
 	return true;
 }
 
+/*
+ * The dialer's secrets (contract section 3), the shim's one list of them: left out of every
+ * payload the shim decodes, so that they never reach the statement's parameter (and so the
+ * server's log). The same list as the extension's li_secrets (extension/fields.c), which
+ * drops them from JSON bodies: the shim forwards those unparsed.
+ */
+static const char *const secret_keys[] = {
+	"api_key", "dialer_api_key", "pass", "orig_pass", "phone_pass",
+};
+
+bool
+param_is_secret(const Param *param)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(secret_keys) / sizeof(secret_keys[0]); i++)
+		if (param_key_is(param, secret_keys[i], true))
+			return true;
+	return false;
+}
+
 bool
 param_key_is(const Param *param, const char *name, bool ignore_case)
 {
@@ -229,8 +250,8 @@ form_to_json(const Params *p, Buf *out)
 	}
 	for (i = 0; i < p->count; i++)
 	{
-		/* the shim's own credential never goes further */
-		if (param_key_is(&p->items[i], "api_key", true))
+		/* the shim's own credential and the dialer's secrets never go further */
+		if (param_is_secret(&p->items[i]))
 			continue;
 		slots[n].param = &p->items[i];
 		slots[n].pos = i;

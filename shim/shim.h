@@ -96,9 +96,11 @@ extern bool params_concat(Params *dst, Params *src);
 extern size_t params_lookup(const Params *p, const char *name, const Param **first);
 /* True when name (ASCII, case-insensitive) is the parameter's key. */
 extern bool param_key_is(const Param *param, const char *name, bool ignore_case);
+/* True when the parameter's key is a secret of contract section 3 (any case). */
+extern bool param_is_secret(const Param *param);
 /*
  * Writes the parameters as one JSON object of strings; a repeated key becomes an array of
- * strings (nothing is dropped). Keys equal to api_key (any case) are left out.
+ * strings (nothing else is dropped). Secret keys (param_is_secret) are left out.
  */
 extern void form_to_json(const Params *p, Buf *out);
 
