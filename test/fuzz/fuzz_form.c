@@ -5,8 +5,9 @@
  * Input: a form body or query string, as is. Checked besides the sanitizers: each
  * parameter is decoded as a reference decoder says (`+` a space, %XX a byte, a bad % kept);
  * the JSON is valid, one member per distinct key in the order keys first appear, a repeated
- * key an array in request order, the values decoded back byte for byte; api_key (any case)
- * never appears in it; params_concat keeps every parameter.
+ * key an array in request order, the values decoded back byte for byte; no secret key of
+ * contract section 3 (any case) appears in it, and param_is_secret agrees with the
+ * contract's list; params_concat keeps every parameter.
  */
 #include "../../shim/shim.h"
 #include "jsoncheck.h"
@@ -18,6 +19,7 @@
 
 #include "fuzzfail.h"
 #include "hexv.h"
+#include "secrets.h"
 
 #define FAIL(...) fuzz_fail("fuzz_form", __VA_ARGS__)
 
@@ -120,6 +122,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 			FAIL("parameter %zu is not NUL-terminated", i);
 		if (param_key_is(x, "api_key", true) != is_api_key(x->key, x->key_len))
 			FAIL("param_key_is(api_key) disagrees on parameter %zu", i);
+		if (param_is_secret(x) != fuzz_is_secret(x->key, x->key_len))
+			FAIL("param_is_secret disagrees with the contract on parameter %zu", i);
 	}
 	{
 		size_t exact = 0;
@@ -152,7 +156,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 			size_t nvals = 0;
 			JcEntry *e;
 
-			if (done[i] || is_api_key(refs[i].key, refs[i].klen))
+			if (done[i] || fuzz_is_secret(refs[i].key, refs[i].klen))
 				continue;
 			if (k >= obj.count)
 				FAIL("the JSON has %zu members, fewer than the distinct keys", obj.count);
@@ -180,8 +184,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		if (k != obj.count)
 			FAIL("the JSON has %zu members, expected %zu", obj.count, k);
 		for (size_t i = 0; i < obj.count; i++)
-			if (is_api_key(obj.entries[i].key.data, obj.entries[i].key.len))
-				FAIL("api_key reached the JSON payload");
+			if (fuzz_is_secret(obj.entries[i].key.data, obj.entries[i].key.len))
+				FAIL("a secret key reached the JSON payload");
 		free(done);
 	}
 	jc_free(&obj);

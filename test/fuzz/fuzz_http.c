@@ -14,11 +14,13 @@
  * request left suspended); a 500 only when the fake database failed; a 201 or 303 only
  * when the fake database stored; the database is reached only with a known key name and
  * from an allowed address; a payload the shim writes from a form or query string is valid
- * JSON and never carries api_key (checked as form_to_json returns, see below).
+ * JSON and never carries a secret key of contract section 3 (checked as form_to_json
+ * returns, see below).
  */
 #define _GNU_SOURCE
 #include "../../shim/shim.h"
 #include "jsoncheck.h"
+#include "secrets.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -84,7 +86,7 @@ pool_ping(void)
 /*
  * Every payload the shim writes from a form or a query string goes through form_to_json:
  * linked with -Wl,--wrap=form_to_json, the call from http.c comes here first, and what it
- * wrote is checked at once (valid JSON of strings and arrays of strings, no api_key).
+ * wrote is checked at once (valid JSON of strings and arrays of strings, no secret key).
  */
 void __real_form_to_json(const Params *p, Buf *out);
 void __wrap_form_to_json(const Params *p, Buf *out);
@@ -103,8 +105,8 @@ __wrap_form_to_json(const Params *p, Buf *out)
 		FAIL("the shim wrote an invalid payload (%s): %.*s", why,
 			 (int) (out->len - start > 200 ? 200 : out->len - start), out->data + start);
 	for (size_t i = 0; i < obj.count; i++)
-		if (obj.entries[i].key.len == 7 && strncasecmp(obj.entries[i].key.data, "api_key", 7) == 0)
-			FAIL("api_key went into the payload for the database");
+		if (fuzz_is_secret(obj.entries[i].key.data, obj.entries[i].key.len))
+			FAIL("a secret key went into the payload for the database");
 	jc_free(&obj);
 }
 
