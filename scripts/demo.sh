@@ -5,9 +5,11 @@
 # Installs the Debian packages it needs, builds and installs the extension (and the shim),
 # starts a throwaway PostgreSQL 15 cluster in a temporary directory, creates the database
 # `leadintake` with the extension and three agents (agent1..agent3, dialer user ids
-# 1001..1003), writes a demo API key file and, when shim/leadintake-shim was built, starts
-# the HTTP shim. It prints how to send a lead with psql and with curl, then waits:
-# Ctrl-C (or SIGTERM) stops the shim and the cluster and deletes the temporary directory.
+# 1001..1003), the shim's login role `crm_shim` as docs/shim.md sets it up (scripts/lib.sh
+# li_shim_role_sql), writes a demo API key file and, when shim/leadintake-shim was built,
+# starts the HTTP shim as crm_shim. It prints how to send a lead with psql and with curl,
+# then waits: Ctrl-C (or SIGTERM) stops the shim and the cluster and deletes the temporary
+# directory.
 #
 # Environment:
 #   LEADINTAKE_DEMO_PORT       PostgreSQL port (default 5433)
@@ -91,6 +93,9 @@ INSERT INTO leadintake.agents (username, display_name, dialer_user_id) VALUES
     ('agent2', 'Agent Two', '1002'),
     ('agent3', 'Agent Three', '1003');
 SQL
+# The shim's role: leadintake_shim only, and its parameter (the body) never in the server log.
+li_shim_role_sql crm_shim | li_psql "$WORK/pg" "$PG_PORT" -d leadintake \
+    || li_die "creating the shim's role crm_shim failed"
 
 KEY_FILE="$WORK/api-keys"
 KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
@@ -98,6 +103,7 @@ KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 chmod 600 "$KEY_FILE"
 
 CONNINFO="host=$SOCK port=$PG_PORT dbname=leadintake user=postgres"
+SHIM_CONNINFO="host=$SOCK port=$PG_PORT dbname=leadintake user=crm_shim"
 SHIM=$LI_ROOT/shim/leadintake-shim
 URL="http://127.0.0.1:$HTTP_PORT/api/leads/from-dialer/"
 if [ -x "$SHIM" ]; then
@@ -105,7 +111,7 @@ if [ -x "$SHIM" ]; then
         li_log "warning: port $HTTP_PORT is in use (set LEADINTAKE_DEMO_HTTP_PORT): shim not started"
     else
         echo "== shim"
-        "$SHIM" --db "$CONNINFO" --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$KEY_FILE" &
+        "$SHIM" --db "$SHIM_CONNINFO" --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$KEY_FILE" &
         SHIM_PID=$!
         up=0
         for _ in $(seq 1 100); do
@@ -140,7 +146,7 @@ EOF
 if [ -n "$SHIM_PID" ]; then
     cat <<EOF
 
-HTTP shim: $URL
+HTTP shim: $URL   (database role crm_shim)
   API key (header X-Dialer-Api-Key): $KEY   (key file $KEY_FILE, name 'demo')
 
 Create a lead over HTTP:
