@@ -137,7 +137,7 @@ leadintake demo is running.
   agents: agent1 'Agent One' (1001), agent2 'Agent Two' (1002), agent3 'Agent Three' (1003)
 
 Send a lead from SQL:
-  psql "$CONNINFO" -c "SELECT leadintake_from_dialer('{\"user\":\"agent1\",\"lead_id\":\"DEMO1\",\"first_name\":\"John\",\"last_name\":\"Smith\",\"phone_number\":\"07700 900123\"}');"
+  psql "$CONNINFO" -c "SELECT leadintake_from_dialer('{\"user\":\"agent1\",\"lead_id\":\"DEMO1\",\"first_name\":\"John\",\"last_name\":\"Smith\",\"phone_number\":\"07700 900123\"}'::jsonb);"
 
 See what was stored:
   psql "$CONNINFO" -c "SELECT id, full_name, phone_e164, status, dialer_lead_id FROM leadintake.leads" -c "SELECT id, source, status, error FROM leadintake.intake_log"

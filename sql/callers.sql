@@ -3,7 +3,7 @@
 
 -- A DBA calls it unqualified with the default search_path.
 SHOW search_path;
-SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "C1"}')->>'message';
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "C1"}'::jsonb)->>'message';
 
 -- A caller's search_path cannot redirect anything: not tables, functions nor operators.
 CREATE SCHEMA trap;
@@ -14,15 +14,15 @@ CREATE FUNCTION trap.texteq_trap(text, text) RETURNS boolean LANGUAGE sql AS $$ 
 CREATE OPERATOR trap.= (LEFTARG = text, RIGHTARG = text, FUNCTION = trap.texteq_trap);
 CREATE FUNCTION trap.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;
 SET search_path = trap, pg_catalog, public;
-SELECT leadintake_from_dialer('{"user": "AGENT2", "lead_id": "C2"}')->'lead'->>'assigned_agent_username';
-SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "C1", "city": "Hull"}')->>'message';
+SELECT leadintake_from_dialer('{"user": "AGENT2", "lead_id": "C2"}'::jsonb)->'lead'->>'assigned_agent_username';
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "C1", "city": "Hull"}'::jsonb)->>'message';
 SELECT count(*) AS trap_leads FROM trap.leads;
 RESET search_path;
 SELECT dialer_lead_id, city, updated_at > '2001-01-01' AS real_now FROM leadintake.leads ORDER BY id;
 DROP SCHEMA trap CASCADE;
 
 -- The shim's entry and the SQL entry give the same lead and the same body.
-SELECT (leadintake_from_dialer('{"user": "agent1", "lead_id": "C3", "first_name": "Same"}') #- '{lead,updated_at}')
+SELECT (leadintake_from_dialer('{"user": "agent1", "lead_id": "C3", "first_name": "Same"}'::jsonb) #- '{lead,updated_at}')
      = ((SELECT response FROM leadintake.http_intake(
             convert_to('{"user": "agent1", "lead_id": "C3", "first_name": "Same"}', 'UTF8'), NULL, NULL))
         #- '{lead,updated_at}' || '{"created": true, "message": "Lead created successfully"}') AS same_body;
@@ -45,7 +45,7 @@ CREATE ROLE regress_li_nobody;
 \set VERBOSITY terse
 SET ROLE regress_li_nobody;
 SELECT * FROM leadintake.http_intake(convert_to('{}', 'UTF8'), NULL, NULL);
-SELECT leadintake_from_dialer('{"user": "agent1"}');
+SELECT leadintake_from_dialer('{"user": "agent1"}'::jsonb);
 RESET ROLE;
 \set VERBOSITY default
 DROP ROLE regress_li_nobody;

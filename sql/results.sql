@@ -7,17 +7,17 @@ SELECT jsonb_pretty(b - 'lead' || jsonb_build_object('lead', (b->'lead') - 'crea
     "first_name": "John", "middle_initial": "A", "last_name": "Smith",
     "phone_number": "+44123456789", "email": "john@example.com", "date_of_birth": "1980-01-15",
     "SQLdate": "2024-01-15 10:30:00", "epoch": 1705314600, "server_ip": "10.1.1.20",
-    "gmt_offset_now": "-5.00", "group": "SALES", "SIPexten": "SIP/100"}') b;
+    "gmt_offset_now": "-5.00", "group": "SALES", "SIPexten": "SIP/100"}'::jsonb) b;
 SELECT b->'success' AS success, b->'created' AS created, b->>'message' AS message,
        jsonb_typeof(b->'lead'->'id') AS id_type
-  FROM leadintake_from_dialer('{"user": "agent1", "lead_id": "DIALER_12345"}') b;
+  FROM leadintake_from_dialer('{"user": "agent1", "lead_id": "DIALER_12345"}'::jsonb) b;
 -- Timestamps: ISO 8601 in UTC with Z, whatever the session's time zone and date style.
 SET TimeZone = 'America/New_York';
 SET DateStyle = 'SQL, DMY';
 SELECT b->'lead'->>'created_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$' AS iso_utc,
        (b->'lead'->>'created_at')::timestamptz = date_trunc('second', l.created_at) AS same_instant,
        b->'lead'->>'date_of_birth' AS dob, b->'lead'->>'SQLdate' AS sqldate
-  FROM leadintake_from_dialer('{"user": "agent1", "lead_id": "DIALER_12345"}') b
+  FROM leadintake_from_dialer('{"user": "agent1", "lead_id": "DIALER_12345"}'::jsonb) b
   JOIN leadintake.leads l ON l.dialer_lead_id = 'DIALER_12345';
 RESET TimeZone;
 RESET DateStyle;
@@ -43,24 +43,24 @@ SELECT status, response->>'message' AS message FROM leadintake.http_intake(
 -- From SQL, each failure raises with its SQLSTATE, so callers can catch it.
 DO $$
 BEGIN
-    PERFORM leadintake_from_dialer('{"user": "agent1", "email": "x"}');
+    PERFORM leadintake_from_dialer('{"user": "agent1", "email": "x"}'::jsonb);
 EXCEPTION WHEN invalid_parameter_value THEN
     RAISE NOTICE 'caught 22023: %', SQLERRM;
 END $$;
 DO $$
 BEGIN
-    PERFORM leadintake_from_dialer('{"user": "agent9"}');
+    PERFORM leadintake_from_dialer('{"user": "agent9"}'::jsonb);
 EXCEPTION WHEN no_data_found THEN
     RAISE NOTICE 'caught P0002: %', SQLERRM;
 END $$;
 DO $$
 BEGIN
-    PERFORM leadintake_from_dialer('[]');
+    PERFORM leadintake_from_dialer('[]'::jsonb);
 EXCEPTION WHEN data_exception THEN
     RAISE NOTICE 'caught class 22: %', SQLERRM;
 END $$;
 -- A NULL payload is no call at all (the function is strict).
-SELECT leadintake_from_dialer(NULL) IS NULL AS null_in_null_out;
+SELECT leadintake_from_dialer(NULL::jsonb) IS NULL AS null_in_null_out;
 
 -- Every request through the shim's entry is logged with its outcome.
 SELECT source, key_name, client_addr, status, error, lead_id IS NOT NULL AS has_lead, created,

@@ -79,20 +79,20 @@ SELECT 'MODE:' || mode FROM leadintake.notify_status();
 \set settle 'DO $d$ BEGIN FOR i IN 1..1000 LOOP EXIT WHEN (SELECT waiting FROM leadintake.notify_status()) = 0; PERFORM pg_sleep(0.01); END LOOP; END $d$'
 
 \echo ==create
-SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-1","first_name":"Nora"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-1","first_name":"Nora"}'::jsonb);
 :settle;
 SELECT 1 WHERE false;
 \echo ==update
-SELECT 1 FROM leadintake_from_dialer('{"dialer_user_id":"1001","lead_id":"N-1","last_name":"North"}');
+SELECT 1 FROM leadintake_from_dialer('{"dialer_user_id":"1001","lead_id":"N-1","last_name":"North"}'::jsonb);
 :settle;
 SELECT 1 WHERE false;
 \echo ==agent2
-SELECT 1 FROM leadintake_from_dialer('{"dialer_user_id":"1002","lead_id":"N-2"}');
+SELECT 1 FROM leadintake_from_dialer('{"dialer_user_id":"1002","lead_id":"N-2"}'::jsonb);
 :settle;
 SELECT 1 WHERE false;
 \echo ==rollback
 BEGIN;
-SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-RB"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-RB"}'::jsonb);
 ROLLBACK;
 :settle;
 SELECT 1 WHERE false;
@@ -104,8 +104,8 @@ ROLLBACK;
 SELECT 1 WHERE false;
 \echo ==error-in-tx
 BEGIN;
-SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-ERR"}');
-SELECT 1 FROM leadintake_from_dialer('{"user":"nobody"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-ERR"}'::jsonb);
+SELECT 1 FROM leadintake_from_dialer('{"user":"nobody"}'::jsonb);
 COMMIT;
 :settle;
 SELECT 1 WHERE false;
@@ -119,7 +119,7 @@ SELECT dblink_exec('listener', 'LISTEN leadintake_lead');
 SELECT 1 WHERE false;
 \echo ==tx-begin
 BEGIN;
-SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-TX"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-TX"}'::jsonb);
 SELECT pg_sleep(0.3);
 INSERT INTO heard (payload) SELECT extra FROM dblink_get_notify('listener') WHERE notify_name = 'leadintake_lead';
 SELECT 'OPEN-HEARD:' || count(*) FROM heard;
@@ -148,15 +148,15 @@ SELECT 'COMMITTED-HEARD:' || payload FROM heard ORDER BY n;
 :settle;
 SELECT 1 WHERE false;
 \echo ==sql-400
-SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-400","email":"not an address"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-400","email":"not an address"}'::jsonb);
 :settle;
 SELECT 1 WHERE false;
 \echo ==sql-404
-SELECT 1 FROM leadintake_from_dialer('{"user":"nobody","lead_id":"N-404"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"nobody","lead_id":"N-404"}'::jsonb);
 :settle;
 SELECT 1 WHERE false;
 \echo ==sql-identity
-SELECT 1 FROM leadintake_from_dialer('{"lead_id":"N-NOID"}');
+SELECT 1 FROM leadintake_from_dialer('{"lead_id":"N-NOID"}'::jsonb);
 :settle;
 SELECT 1 WHERE false;
 \echo ==http-201
@@ -192,9 +192,9 @@ SELECT 1 WHERE false;
 \echo ==savepoint
 BEGIN;
 SAVEPOINT s;
-SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-SP1"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-SP1"}'::jsonb);
 ROLLBACK TO SAVEPOINT s;
-SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-SP2"}');
+SELECT 1 FROM leadintake_from_dialer('{"user":"agent1","lead_id":"N-SP2"}'::jsonb);
 COMMIT;
 :settle;
 SELECT 1 WHERE false;
@@ -389,7 +389,7 @@ EOF
 sql -f "$T/listener.sql" >"$T/listener.out" 2>&1 &
 lpid=$!
 for _ in $(seq 50); do grep -q '^==listening' "$T/listener.out" && break; sleep 0.05; done
-sql -c "SELECT 1 FROM leadintake_from_dialer('{\"user\":\"agent2\",\"lead_id\":\"N-L\"}')" >/dev/null 2>&1
+sql -c "SELECT 1 FROM leadintake_from_dialer('{\"user\":\"agent2\",\"lead_id\":\"N-L\"}'::jsonb)" >/dev/null 2>&1
 wait "$lpid"
 is "a dashboard in another psql session hears the call once" \
     "$(grep -c '^Asynchronous notification "leadintake_lead"' "$T/listener.out")" 1

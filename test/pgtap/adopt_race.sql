@@ -14,7 +14,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 -- The older lead: a phone, no dialer lead id.
-SELECT leadintake_from_dialer('{"user": "agent1", "phone_number": "07700 900111", "first_name": "Olde"}') IS NOT NULL AS made \gset
+SELECT leadintake_from_dialer('{"user": "agent1", "phone_number": "07700 900111", "first_name": "Olde"}'::jsonb) IS NOT NULL AS made \gset
 
 SELECT plan(11);
 
@@ -23,11 +23,11 @@ SELECT pg_temp.connect('b') AS b, pg_temp.connect('a') AS a \gset
 
 -- B: the new lead X with another phone, not committed yet.
 SELECT dblink_exec('b', 'BEGIN') AS begun \gset
-SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "X-RACE", "phone_number": "07700 900222"}') ->> 'created'$$) AS t (r text)),
+SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "X-RACE", "phone_number": "07700 900222"}'::jsonb) ->> 'created'$$) AS t (r text)),
     'true', 'B creates lead X-RACE (phone ...222), transaction still open');
 
 -- A: lead id X with the older lead's phone: finds that lead and would give it X-RACE.
-SELECT dblink_send_query('a', $$SELECT (leadintake_from_dialer('{"user": "agent1", "lead_id": "X-RACE", "phone_number": "07700 900111", "last_name": "Again"}') -> 'lead' ->> 'id')$$) AS sent \gset
+SELECT dblink_send_query('a', $$SELECT (leadintake_from_dialer('{"user": "agent1", "lead_id": "X-RACE", "phone_number": "07700 900111", "last_name": "Again"}'::jsonb) -> 'lead' ->> 'id')$$) AS sent \gset
 SELECT pg_temp.wait_for_waiter() AS waited \gset
 SELECT ok(EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted),
     'A waits for B on the unique index of dialer_lead_id');
@@ -50,9 +50,9 @@ SELECT is((SELECT count(*) FROM leadintake.intake_log WHERE status = 201), 3::bi
 SELECT count(*) AS drained FROM dblink_get_result('a') AS t (r text) \gset
 
 -- The same through the shim's entry, whose own subtransaction encloses the adopting one.
-SELECT leadintake_from_dialer('{"user": "agent1", "phone_number": "07700 900333", "first_name": "Elder"}') IS NOT NULL AS made2 \gset
+SELECT leadintake_from_dialer('{"user": "agent1", "phone_number": "07700 900333", "first_name": "Elder"}'::jsonb) IS NOT NULL AS made2 \gset
 SELECT dblink_exec('b', 'BEGIN') AS begun \gset
-SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "Y-RACE", "phone_number": "07700 900444"}') ->> 'created'$$) AS t (r text)),
+SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "Y-RACE", "phone_number": "07700 900444"}'::jsonb) ->> 'created'$$) AS t (r text)),
     'true', 'http: B creates lead Y-RACE, transaction still open');
 SELECT dblink_send_query('a', $$SELECT status || ' ' || (response -> 'lead' ->> 'dialer_lead_id') FROM leadintake.http_intake(convert_to('{"user": "agent1", "lead_id": "Y-RACE", "phone_number": "07700 900333"}', 'UTF8'), 'k', NULL)$$) AS sent \gset
 SELECT pg_temp.wait_for_waiter() AS waited \gset

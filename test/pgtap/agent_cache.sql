@@ -62,10 +62,10 @@ SELECT alike(pg_temp.call('{"user": "keeper", "lead_id": "C-1"}'), 'P0002%not fo
 SELECT alike(pg_temp.call('{"user": "kept", "lead_id": "C-1"}'), 'ok %', '... the new one is');
 
 -- The name shown for a lead's own agent (on update the lead keeps its agent).
-SELECT is((leadintake_from_dialer('{"user": "other", "lead_id": "C-1"}') -> 'lead' ->> 'assigned_agent_name'),
+SELECT is((leadintake_from_dialer('{"user": "other", "lead_id": "C-1"}'::jsonb) -> 'lead' ->> 'assigned_agent_name'),
     'Kim Keeper', 'an update by another agent shows the lead''s own agent');
 SELECT pg_temp.admin($$UPDATE leadintake.agents SET display_name = 'Kim Kept' WHERE username = 'kept'$$);
-SELECT is((leadintake_from_dialer('{"user": "other", "lead_id": "C-1"}') -> 'lead' ->> 'assigned_agent_name'),
+SELECT is((leadintake_from_dialer('{"user": "other", "lead_id": "C-1"}'::jsonb) -> 'lead' ->> 'assigned_agent_name'),
     'Kim Kept', '... and its new display name once another session changed it');
 
 -- Deleted.

@@ -22,9 +22,9 @@ CREATE FUNCTION pg_temp.call(p text) RETURNS jsonb LANGUAGE sql AS $$
 -- newest version (B's first name with A's last name).
 SELECT pg_temp.call('{"user": "agent1", "lead_id": "L-1", "phone_number": "07700 900001", "first_name": "Ann", "last_name": "Old"}') IS NOT NULL AS made \gset
 SELECT dblink_exec('b', 'BEGIN') AS begun \gset
-SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "L-1", "first_name": "Beth"}') ->> 'created'$$) AS t (r text)),
+SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "L-1", "first_name": "Beth"}'::jsonb) ->> 'created'$$) AS t (r text)),
     'false', 'B updates lead L-1 (first name Beth), transaction open');
-SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "L-1", "last_name": "New"}') -> 'lead' ->> 'full_name'$$) AS sent \gset
+SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "L-1", "last_name": "New"}'::jsonb) -> 'lead' ->> 'full_name'$$) AS sent \gset
 SELECT ok(pg_temp.wait_for_waiter(), 'A waits for B''s lock on the lead');
 SELECT dblink_exec('b', 'COMMIT') AS committed \gset
 SELECT is((SELECT r FROM dblink_get_result('a', false) AS t (r text)), 'Beth New',
@@ -38,7 +38,7 @@ SELECT is((SELECT first_name || ' ' || last_name FROM leadintake.leads WHERE dia
 SELECT dblink_exec('a', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS begun \gset
 SELECT count(*) AS snap FROM dblink('a', 'SELECT 1') AS t (x int) \gset
 SELECT pg_temp.call('{"user": "agent1", "lead_id": "L-1", "first_name": "Cleo"}') IS NOT NULL AS changed \gset
-SELECT is((SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "L-1", "city": "Leeds"}')::text$$)), 1, 'A (repeatable read) calls for lead L-1');
+SELECT is((SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "L-1", "city": "Leeds"}'::jsonb)::text$$)), 1, 'A (repeatable read) calls for lead L-1');
 SELECT throws_ok($$SELECT * FROM dblink_get_result('a') AS t (r text)$$, '40001', NULL,
     'A''s call is refused with 40001: the lead changed after A''s snapshot');
 SELECT count(*) AS drained FROM dblink_get_result('a', false) AS t (r text) \gset

@@ -28,7 +28,7 @@ VALUES ('agent1', 'Agent One', '1001');
 -- Something in every table, so that a successful read or write would show.
 DO $$ BEGIN
     PERFORM leadintake_from_dialer('{"user":"agent1","lead_id":"ROLES-0","first_name":"Zero",
-                                     "phone_number":"07700 900000"}');
+                                     "phone_number":"07700 900000"}'::jsonb);
 END $$;
 INSERT INTO leadintake.inbox (payload) VALUES ('{"user":"agent1","lead_id":"ROLES-Q"}');
 
@@ -122,7 +122,7 @@ SELECT throws_ok(format('SELECT 1 FROM leadintake.%I LIMIT 1', t), '42501', NULL
                  'shim: cannot SELECT from leadintake.' || t)
   FROM tables;
 SELECT throws_ok(stmt, '42501', NULL, 'shim: cannot ' || what) FROM writes;
-SELECT throws_ok($$SELECT leadintake_from_dialer('{"user":"agent1","lead_id":"ROLES-SHIM-SQL"}')$$,
+SELECT throws_ok($$SELECT leadintake_from_dialer('{"user":"agent1","lead_id":"ROLES-SHIM-SQL"}'::jsonb)$$,
                  '42501', NULL, 'shim: cannot call leadintake_from_dialer successfully');
 SELECT throws_ok(stmt, '42501', NULL, 'shim: cannot call ' || what) FROM entries;
 
@@ -178,7 +178,7 @@ SELECT throws_ok(stmt, '42501', NULL, 'enqueue: cannot ' || what)
 SELECT throws_ok(
     $$SELECT * FROM leadintake.http_intake(convert_to('{"user":"agent1"}', 'UTF8'), 'k', NULL)$$,
     '42501', NULL, 'enqueue: cannot call leadintake.http_intake');
-SELECT throws_ok($$SELECT leadintake_from_dialer('{"user":"agent1","lead_id":"ROLES-ENQ-SQL"}')$$,
+SELECT throws_ok($$SELECT leadintake_from_dialer('{"user":"agent1","lead_id":"ROLES-ENQ-SQL"}'::jsonb)$$,
                  '42501', NULL, 'enqueue: cannot call leadintake_from_dialer successfully');
 SELECT throws_ok(stmt, '42501', NULL, 'enqueue: cannot call ' || what) FROM entries;
 
@@ -224,7 +224,7 @@ SELECT throws_ok(stmt, '42501', NULL, 'reader: cannot ' || what) FROM writes;
 SELECT throws_ok(
     $$SELECT * FROM leadintake.http_intake(convert_to('{"user":"agent1"}', 'UTF8'), 'k', NULL)$$,
     '42501', NULL, 'reader: cannot call leadintake.http_intake');
-SELECT throws_ok($$SELECT leadintake_from_dialer('{"user":"agent1","lead_id":"ROLES-READ-SQL"}')$$,
+SELECT throws_ok($$SELECT leadintake_from_dialer('{"user":"agent1","lead_id":"ROLES-READ-SQL"}'::jsonb)$$,
                  '42501', NULL, 'reader: cannot call leadintake_from_dialer successfully');
 SELECT throws_ok(stmt, '42501', NULL, 'reader: cannot call ' || what) FROM entries;
 

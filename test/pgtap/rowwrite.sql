@@ -169,7 +169,7 @@ SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id IN ('R-8',
 ALTER TABLE leadintake.leads ADD COLUMN region text DEFAULT 'north';
 SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-1",
     "date_of_birth": "1980-02-29", "SQLdate": "2024-01-15 10:30:00", "epoch": "1705314600",
-    "server_ip": "10.0.0.1", "gmt_offset_now": "-5.00"}') -> 'lead' ->> 'id' AS n1 \gset
+    "server_ip": "10.0.0.1", "gmt_offset_now": "-5.00"}'::jsonb) -> 'lead' ->> 'id' AS n1 \gset
 SELECT is((SELECT status || ' ' || region || ' ' || (extra = '{}') || ' ' || (id = :n1)
                   || ' ' || (created_at = updated_at) || ' ' || date_of_birth || ' ' || sql_date
                   || ' ' || epoch || ' ' || host(server_ip) || ' ' || gmt_offset_now
@@ -183,22 +183,22 @@ SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'N-1'), 
 -- statement casts it.
 CREATE DOMAIN public.li_test_offset AS numeric(3,1);
 ALTER TABLE leadintake.leads ALTER COLUMN gmt_offset_now TYPE public.li_test_offset;
-SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-1b", "gmt_offset_now": "5.25"}') -> 'lead' ->> 'gmt_offset_now',
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-1b", "gmt_offset_now": "5.25"}'::jsonb) -> 'lead' ->> 'gmt_offset_now',
     '5.3', 'a domain over numeric(3,1): the new lead''s offset is rounded as the cast rounds it');
 ALTER TABLE leadintake.leads ALTER COLUMN gmt_offset_now TYPE numeric;
 DROP DOMAIN public.li_test_offset;
 
 -- 10. A CHECK constraint and a foreign key a DBA adds to leads are enforced on a new lead.
 ALTER TABLE leadintake.leads ADD CONSTRAINT no_hull CHECK (city <> 'Hull') NOT VALID;
-SELECT throws_ok($$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-2", "city": "Hull"}')$$,
+SELECT throws_ok($$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-2", "city": "Hull"}'::jsonb)$$,
     '23514', NULL, 'a CHECK constraint on leads refuses a new lead (23514)');
 ALTER TABLE leadintake.leads DROP CONSTRAINT no_hull;
 CREATE TABLE public.lists (id text PRIMARY KEY);
 INSERT INTO public.lists VALUES ('1001');
 ALTER TABLE leadintake.leads ADD FOREIGN KEY (list_id) REFERENCES public.lists (id) NOT VALID;
-SELECT throws_ok($$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-3", "list_id": "9999"}')$$,
+SELECT throws_ok($$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-3", "list_id": "9999"}'::jsonb)$$,
     '23503', NULL, 'a foreign key a DBA adds to leads refuses a list that does not exist (23503)');
-SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-4", "list_id": "1001"}') ->> 'created',
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-4", "list_id": "1001"}'::jsonb) ->> 'created',
     'true', '... and lets a list that exists through');
 
 -- 11. An AFTER ROW trigger on leads fires once for a new lead; a BEFORE ROW one may change
@@ -208,7 +208,7 @@ CREATE FUNCTION pg_temp.after_lead() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO pg_temp.leads_seen VALUES (NEW.dialer_lead_id); RETURN NULL; END $$;
 CREATE TRIGGER after_lead AFTER INSERT ON leadintake.leads
     FOR EACH ROW EXECUTE FUNCTION pg_temp.after_lead();
-SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-5"}') IS NOT NULL AS made \gset
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-5"}'::jsonb) IS NOT NULL AS made \gset
 SELECT is((SELECT count(*) FROM pg_temp.leads_seen WHERE dialer_lead_id = 'N-5'), 1::bigint,
     'an AFTER ROW trigger on leads fires once for a new lead');
 DROP TRIGGER after_lead ON leadintake.leads;
@@ -216,7 +216,7 @@ CREATE FUNCTION pg_temp.before_lead() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.city := upper(NEW.city); RETURN NEW; END $$;
 CREATE TRIGGER before_lead BEFORE INSERT ON leadintake.leads
     FOR EACH ROW EXECUTE FUNCTION pg_temp.before_lead();
-SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-6", "city": "Ely"}') -> 'lead' ->> 'city',
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-6", "city": "Ely"}'::jsonb) -> 'lead' ->> 'city',
     'ELY', 'a BEFORE ROW trigger''s change to a new lead is stored and answered');
 DROP TRIGGER before_lead ON leadintake.leads;
 
@@ -224,9 +224,9 @@ DROP TRIGGER before_lead ON leadintake.leads;
 \ir sessions.inc
 SELECT pg_temp.connect('a') AS a, pg_temp.connect('b') AS b \gset
 SELECT dblink_exec('b', 'BEGIN') AS begun \gset
-SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-7", "first_name": "Bo"}') ->> 'created'$$) AS t (r text)),
+SELECT is((SELECT r FROM dblink('b', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-7", "first_name": "Bo"}'::jsonb) ->> 'created'$$) AS t (r text)),
     'true', 'B creates lead N-7, transaction open');
-SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-7", "last_name": "Ash"}')::text$$) AS sent \gset
+SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-7", "last_name": "Ash"}'::jsonb)::text$$) AS sent \gset
 SELECT ok(pg_temp.wait_for_waiter(), 'A, creating N-7 too, waits for B');
 SELECT dblink_exec('b', 'COMMIT') AS committed \gset
 SELECT is((SELECT (r::jsonb ->> 'created') || ' ' || (r::jsonb -> 'lead' ->> 'full_name')
@@ -238,8 +238,8 @@ SELECT count(*) AS drained FROM dblink_get_result('a', false) AS t (r text) \gse
 -- failure, as for the statement's ON CONFLICT DO NOTHING.
 SELECT dblink_exec('a', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS begun \gset
 SELECT count(*) AS snap FROM dblink('a', 'SELECT 1') AS t (x int) \gset
-SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-8"}') IS NOT NULL AS made \gset
-SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-8", "city": "Bath"}')::text$$) AS sent \gset
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-8"}'::jsonb) IS NOT NULL AS made \gset
+SELECT dblink_send_query('a', $$SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "N-8", "city": "Bath"}'::jsonb)::text$$) AS sent \gset
 SELECT throws_ok($$SELECT * FROM dblink_get_result('a') AS t (r text)$$, '40001',
     'could not serialize access due to concurrent update',
     'A (repeatable read) creating a lead id made after its snapshot gets 40001, at once');

@@ -260,7 +260,7 @@ INSERT INTO leadintake.agents (username, display_name, dialer_user_id)
 VALUES ('agent1', 'Agent One', '1001');
 SELECT is(
     leadintake_from_dialer('{"user":"agent1","lead_id":"SCHEMA1","first_name":"John",
-                             "last_name":"Smith","phone_number":"07700 900123"}') ->> 'success',
+                             "last_name":"Smith","phone_number":"07700 900123"}'::jsonb) ->> 'success',
     'true', 'leadintake_from_dialer() works unqualified right after CREATE EXTENSION');
 SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'SCHEMA1'), 1::bigint,
     'and stored the lead');

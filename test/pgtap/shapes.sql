@@ -13,7 +13,7 @@ INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
 SELECT plan(10);
 
-SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "phone_number": "07700 900123", "city": "Start", "first_name": "Sam", "last_name": "Shape", "extra_field": "kept"}') IS NOT NULL AS made \gset
+SELECT leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "phone_number": "07700 900123", "city": "Start", "first_name": "Sam", "last_name": "Shape", "extra_field": "kept"}'::jsonb) IS NOT NULL AS made \gset
 
 -- 24 text fields other than the name parts and the city, each sent alone with its own value.
 CREATE TEMP TABLE sent AS
@@ -37,7 +37,7 @@ SELECT is((SELECT city || ' ' || full_name || ' ' || phone || ' ' || (extra ->> 
     'Start Sam Shape 07700 900123 kept', 'fields never sent again kept their values');
 
 -- One call with several fields: those overwrite, the 24 earlier values stay.
-SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "city": "Leeds", "last_name": "Moved"}') -> 'lead' ->> 'full_name',
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "city": "Leeds", "last_name": "Moved"}'::jsonb) -> 'lead' ->> 'full_name',
     'Sam Moved', 'a later call with several fields: its fields overwrite, the name follows');
 SELECT is((SELECT count(*) FROM sent s, leadintake.leads l
             WHERE l.dialer_lead_id = 'S-1' AND to_jsonb(l) ->> s.column_name = s.v
@@ -67,7 +67,7 @@ DECLARE
 BEGIN
     SELECT n_tup_hot_upd, n_tup_upd INTO hot0, upd0 FROM pg_stat_xact_user_tables
      WHERE relid = 'leadintake.leads'::regclass;
-    PERFORM leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "city": "York"}');
+    PERFORM leadintake_from_dialer('{"user": "agent1", "lead_id": "S-1", "city": "York"}'::jsonb);
     RETURN (SELECT (n_tup_hot_upd - hot0) || ' of ' || (n_tup_upd - upd0)
               FROM pg_stat_xact_user_tables WHERE relid = 'leadintake.leads'::regclass);
 END $$;
