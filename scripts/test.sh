@@ -43,7 +43,8 @@
 #   LEADINTAKE_TEST_TMP     a scratch directory for this script, removed afterwards
 #   LEADINTAKE_CLUSTER_DIR  the cluster's directory: a script that stops the database (to test
 #                           reconnection) uses `. scripts/lib.sh; li_cluster_ctl
-#                           "$LEADINTAKE_CLUSTER_DIR" stop|start` and must leave it running
+#                           "$LEADINTAKE_CLUSTER_DIR" stop|start` and must leave it running;
+#                           the server's log is $LEADINTAKE_CLUSTER_DIR/log (secrets_log.sh)
 #   LEADINTAKE_HTTP_PORTS   "FIRST LAST": the range to pick HTTP ports from
 #                           (`li_free_port $LEADINTAKE_HTTP_PORTS`)
 # An e2e script prints TAP on stdout (`1..N` optional, `ok N - ...`, `not ok N - ...`) and
