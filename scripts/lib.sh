@@ -101,9 +101,20 @@ li_pg_bindir() {
     return 1
 }
 
-# True when something accepts TCP connections on 127.0.0.1:$1.
+# True when something accepts TCP connections on 127.0.0.1:$1, or any TCP socket (a client's
+# too: floods in the tests use many ephemeral ports) has it as its local port.
 li_port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    li_tcp_sockets "$1" | grep -q .
+}
+
+# li_tcp_sockets PORT [STATE]: the lines of /proc/net/tcp{,6} whose local port is PORT (and
+# whose state is STATE, in the kernel's hex: 08 is CLOSE-WAIT). No iproute2 needed.
+li_tcp_sockets() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null \
+        | awk -v p=":$hex" -v st="${2:-}" 'substr($2, length($2) - 4) == p && (st == "" || $4 == st)'
 }
 
 li_free_port() {

@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""flood.py: hostile connection floods against the shim, and what a legitimate client sees.
+
+Each flood comes from source addresses 127.0.0.2 and up (one per --per-ip connections, so
+the per-address cap does not stop it alone); the legitimate client is 127.0.0.1 and opens a
+new connection for each request, as VICIdial's PHP file() does. Standard library only.
+
+  flood.py HOST PORT onebyte N         N connections that each send "G" and close
+  flood.py HOST PORT connclose N       N connections that connect and close
+  flood.py HOST PORT idle N SECONDS    N idle connections held SECONDS (from 127.0.0.2..)
+  flood.py HOST PORT halfheaders N SECONDS
+                                       N connections each sending a request line and half a
+                                       header, then holding SECONDS
+  flood.py HOST PORT bench --pid PID [--per-ip N] [--seconds S]
+        the benchmark: for each flood above, the legitimate client's p50/p99/max latency of
+        GET /healthz during the flood and in the S seconds after it, its failures, and the
+        shim's VmRSS before and after (PID). Prints a Markdown table.
+"""
+import argparse
+import socket
+import threading
+import time
+
+FLOOD_SOURCES = ["127.0.0.%d" % i for i in range(2, 60)]
+
+
+def connect(host, port, src=None, timeout=5.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if src:
+        s.bind((src, 0))
+    s.connect((host, port))
+    return s
+
+
+class Sources:
+    """Round-robin source addresses, per_ip connections each before moving on."""
+
+    def __init__(self, per_ip):
+        self.per_ip = max(per_ip, 1)
+        self.n = 0
+
+    def next(self):
+        src = FLOOD_SOURCES[(self.n // self.per_ip) % len(FLOOD_SOURCES)]
+        self.n += 1
+        return src
+
+
+def flood_onebyte(host, port, n, per_ip=64, stop=None):
+    srcs = Sources(per_ip)
+    for _ in range(n):
+        if stop is not None and stop.is_set():
+            return
+        try:
+            s = connect(host, port, srcs.next(), timeout=1)
+            s.send(b"G")
+            s.close()
+        except OSError:
+            pass
+
+
+def flood_connclose(host, port, n, per_ip=64, stop=None):
+    srcs = Sources(per_ip)
+    for _ in range(n):
+        if stop is not None and stop.is_set():
+            return
+        try:
+            connect(host, port, srcs.next(), timeout=1).close()
+        except OSError:
+            pass
+
+
+def flood_hold(host, port, n, seconds, first_bytes, per_ip=64, stop=None):
+    """n connections that send first_bytes (maybe none) and hold; reopened when closed."""
+    srcs = Sources(per_ip)
+    held = []
+    for _ in range(n):
+        try:
+            s = connect(host, port, srcs.next(), timeout=1)
+            if first_bytes:
+                s.send(first_bytes)
+            s.setblocking(False)
+            held.append(s)
+        except OSError:
+            pass
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not (stop is not None and stop.is_set()):
+        time.sleep(0.05)
+        alive = []
+        for s in held:  # a connection the server closed is opened again, as an attacker would
+            try:
+                if s.recv(1, socket.MSG_PEEK) == b"":
+                    raise OSError
+                alive.append(s)
+            except BlockingIOError:
+                alive.append(s)
+            except OSError:
+                s.close()
+                try:
+                    r = connect(host, port, srcs.next(), timeout=0.2)
+                    if first_bytes:
+                        r.send(first_bytes)
+                    r.setblocking(False)
+                    alive.append(r)
+                except OSError:
+                    pass
+        held = alive
+    for s in held:
+        s.close()
+
+
+def legit_request(host, port, timeout=5.0):
+    """Seconds for one GET /healthz on a new connection; None when it failed."""
+    t0 = time.monotonic()
+    try:
+        s = connect(host, port, "127.0.0.1", timeout=timeout)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        if not data.startswith(b"HTTP/1.1 200"):
+            return None
+    except OSError:
+        return None
+    return time.monotonic() - t0
+
+
+def vmrss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
+
+
+def measure(host, port, stop, interval=0.01):
+    """Legitimate requests every interval until stop: (latencies, failures)."""
+    lat, failed = [], 0
+    while not stop.is_set():
+        t0 = time.monotonic()
+        t = legit_request(host, port)
+        if t is None:  # a failure counts with the time it took, in the percentiles too
+            failed += 1
+            t = time.monotonic() - t0
+        lat.append(t)
+        time.sleep(interval)
+    return lat, failed
+
+
+def run_phase(host, port, attack):
+    """Runs attack() in a thread while measuring; returns (latencies, failures)."""
+    stop = threading.Event()
+    result = {}
+
+    def measurer():
+        result["m"] = measure(host, port, stop)
+
+    m = threading.Thread(target=measurer)
+    m.start()
+    attack()
+    stop.set()
+    m.join()
+    return result["m"]
+
+
+def run_after(host, port, seconds):
+    stop = threading.Event()
+    timer = threading.Timer(seconds, stop.set)
+    timer.start()
+    lat, failed = measure(host, port, stop)
+    timer.join()
+    return lat, failed
+
+
+def fmt_ms(x):
+    return "%.1f" % (x * 1000.0) if x == x else "-"
+
+
+def bench(args):
+    host, port = args.host, args.port
+    per_ip = args.per_ip
+    floods = [
+        ("one-byte closes x 2,000", lambda: flood_onebyte(host, port, 2000, per_ip)),
+        ("connect-and-close x 10,000", lambda: flood_connclose(host, port, 10000, per_ip)),
+        ("half-sent headers x 300, held %g s" % args.seconds,
+         lambda: flood_hold(host, port, 300, args.seconds,
+                            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", per_ip)),
+        ("idle sockets x 300 (over the cap), held %g s" % args.seconds,
+         lambda: flood_hold(host, port, 300, args.seconds, b"", per_ip)),
+    ]
+    base_lat, base_failed = run_after(host, port, 1.0)
+    rss0 = vmrss_kib(args.pid)
+    print("| flood | phase | requests | failed | p50 ms | p99 ms | max ms | shim VmRSS KiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("| none | baseline 1 s | %d | %d | %s | %s | %s | %d |" % (
+        len(base_lat), base_failed, fmt_ms(percentile(base_lat, 50)),
+        fmt_ms(percentile(base_lat, 99)), fmt_ms(max(base_lat or [float("nan")])), rss0))
+    worst = 0.0
+    failures = 0
+    for name, attack in floods:
+        for phase, (lat, failed) in (("during", run_phase(host, port, attack)),
+                                     ("after %g s" % args.after, run_after(host, port, args.after))):
+            p99 = percentile(lat, 99)
+            worst = max(worst, p99 if p99 == p99 else 0.0)
+            failures += failed
+            print("| %s | %s | %d | %d | %s | %s | %s | %d |" % (
+                name, phase, len(lat), failed, fmt_ms(percentile(lat, 50)), fmt_ms(p99),
+                fmt_ms(max(lat or [float("nan")])), vmrss_kib(args.pid)))
+    time.sleep(args.after)
+    rss1 = vmrss_kib(args.pid)
+    print()
+    print("worst p99: %s ms (target <= %d ms); legitimate requests failed: %d; "
+          "VmRSS before %d KiB, after %d KiB" % (fmt_ms(worst), args.target_ms, failures, rss0, rss1))
+    return 0 if worst * 1000.0 <= args.target_ms and failures == 0 else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("host")
+    ap.add_argument("port", type=int)
+    ap.add_argument("mode", choices=["onebyte", "connclose", "idle", "halfheaders", "bench"])
+    ap.add_argument("n", type=int, nargs="?", default=1000)
+    ap.add_argument("hold", type=float, nargs="?", default=5.0)
+    ap.add_argument("--pid", type=int)
+    ap.add_argument("--per-ip", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--after", type=float, default=2.0)
+    ap.add_argument("--target-ms", type=int, default=100)
+    args = ap.parse_args()
+    if args.mode == "onebyte":
+        flood_onebyte(args.host, args.port, args.n, args.per_ip)
+    elif args.mode == "connclose":
+        flood_connclose(args.host, args.port, args.n, args.per_ip)
+    elif args.mode == "idle":
+        flood_hold(args.host, args.port, args.n, args.hold, b"", args.per_ip)
+    elif args.mode == "halfheaders":
+        flood_hold(args.host, args.port, args.n, args.hold,
+                   b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", args.per_ip)
+    else:
+        return bench(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
