@@ -32,9 +32,13 @@ shim-clean:
 	$(MAKE) -C shim clean
 
 # The benchmark (as root; not part of scripts/test.sh): writes test/bench/RESULTS.md.
-.PHONY: bench
+.PHONY: bench bench-flood
 bench:
 	bash test/bench/run.sh
+
+# Hostile connection floods: a legitimate client's p99 during and after each, and memory.
+bench-flood: all
+	bash test/bench/flood.sh
 
 # ---------------------------------------------------------------- sanitizers and fuzzing
 # make SANITIZE=1: the extension with UBSan (-fno-sanitize-recover: the first undefined

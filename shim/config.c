@@ -32,6 +32,7 @@ enum
 	OPT_TIMEOUT,
 	OPT_THREADS,
 	OPT_MAX_CONNECTIONS,
+	OPT_MAX_CONNECTIONS_PER_IP,
 	OPT_POOL_SIZE,
 	OPT_POOL_WAIT,
 	OPT_BATCH_MAX,
@@ -70,7 +71,7 @@ static const Setting settings[] = {
 	 "per API key: N requests a second, burst N; over it is 429 (default 0: off)"},
 	{OPT_ALLOW_IP, "allow-ip", "LEADINTAKE_ALLOW_IP", "CIDR",
 	 "allow only these client addresses (repeatable; the variable takes a comma-"
-	 "separated list); others get 403 (default: all)"},
+	 "separated list); others are closed at accept, unanswered (default: all)"},
 	{OPT_TLS_CERT, "tls-cert", "LEADINTAKE_TLS_CERT", "FILE",
 	 "PEM certificate (chain): serve HTTPS (needs --tls-key)"},
 	{OPT_TLS_KEY, "tls-key", "LEADINTAKE_TLS_KEY", "FILE", "PEM private key of --tls-cert"},
@@ -81,6 +82,9 @@ static const Setting settings[] = {
 	 "HTTP threads; they never wait on the database (default 2)"},
 	{OPT_MAX_CONNECTIONS, "max-connections", "LEADINTAKE_MAX_CONNECTIONS", "N",
 	 "most client connections at once (default 256)"},
+	{OPT_MAX_CONNECTIONS_PER_IP, "max-connections-per-ip", "LEADINTAKE_MAX_CONNECTIONS_PER_IP", "N",
+	 "most connections at once from one client address; more are closed at accept; 0 = no "
+	 "cap, for a proxy in front (default 64)"},
 	{OPT_POOL_SIZE, "pool-size", "LEADINTAKE_POOL_SIZE", "N",
 	 "database connections, and as many threads making the calls (default 8)"},
 	{OPT_POOL_WAIT, "pool-wait", "LEADINTAKE_POOL_WAIT", "MS",
@@ -323,6 +327,9 @@ apply(int id, const char *v, bool from_env)
 		case OPT_MAX_CONNECTIONS:
 			c->max_connections = parse_uint(s, v, 1, 100000);
 			break;
+		case OPT_MAX_CONNECTIONS_PER_IP:
+			c->max_connections_per_ip = parse_uint(s, v, 0, 100000);
+			break;
 		case OPT_POOL_SIZE:
 			c->pool_size = parse_uint(s, v, 1, 256);
 			break;
@@ -447,6 +454,7 @@ config_load(int argc, char **argv)
 	c->timeout = 15;
 	c->threads = 2;
 	c->max_connections = 256;
+	c->max_connections_per_ip = 64;
 	c->pool_size = 8;
 	c->pool_wait_ms = 2000;
 	c->batch_max = 16;

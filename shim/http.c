@@ -30,7 +30,17 @@
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* How often the sweeper looks for connections past their deadline. */
-#define SWEEP_INTERVAL_MS 100
+#define SWEEP_INTERVAL_MS 20
+
+/*
+ * Under pressure (this share of --max-connections in use), a connection that has waited
+ * PRESSURE_GRACE without sending a whole request is closed, and FULL_GRACE once every slot is
+ * taken: idle or half-sent sockets cannot hold the slots while a client with a request waits
+ * for one in the kernel's backlog (libmicrohttpd stops accepting at the limit).
+ */
+#define PRESSURE_SHARE 0.75
+#define PRESSURE_GRACE 0.25
+#define FULL_GRACE     0.05
 
 /*
  * Between keep-alive requests the deadline is this much later than the idle limit, so that
@@ -61,8 +71,9 @@ typedef struct Request
 	char client[64];
 	char *query; /* raw query string (after '?'), NULL if none */
 	char method[16];
-	char *path;   /* decoded path, for the log */
-	bool started; /* the first call of the handler happened */
+	char *path;        /* the path as sent (not decoded): what is routed and logged */
+	struct Conn *conn; /* its connection's entry (NULL if none could be made) */
+	bool started;      /* the first call of the handler happened */
 	Route route;
 	int status; /* the status sent; 0 none yet */
 	bool authed;
@@ -111,14 +122,18 @@ typedef struct Conn
 	struct Conn *prev;
 	struct Conn *next;
 	int fd;
-	double deadline;    /* monotonic seconds; 0: none (the request is in) */
-	bool rearm_at_line; /* keep-alive: the deadline restarts at the next request line */
-	bool expired;       /* shut down by the sweeper */
+	double deadline;      /* monotonic seconds; 0: none (the request is in) */
+	bool rearm_at_line;   /* keep-alive: the deadline restarts at the next request line */
+	bool expired;         /* shut down by the sweeper */
+	double waiting_since; /* accepted, or last answered: the wait for a request began */
 	char client[64];
+	Request *req; /* the request begun and not yet ended on this connection, or NULL */
 } Conn;
 
 _Static_assert(sizeof(((Conn *) 0)->client) == sizeof(((Request *) 0)->client),
 			   "a request copies its connection's client address");
+
+static void request_end(Request *req);
 
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static Conn *conns;
@@ -177,7 +192,8 @@ deadline_next_request(struct MHD_Connection *con)
 	pthread_mutex_lock(&conns_lock);
 	if (!c->expired)
 	{
-		c->deadline = now_monotonic() + shim_config.timeout + NEXT_REQUEST_GRACE;
+		c->waiting_since = now_monotonic();
+		c->deadline = c->waiting_since + shim_config.timeout + NEXT_REQUEST_GRACE;
 		c->rearm_at_line = true;
 	}
 	pthread_mutex_unlock(&conns_lock);
@@ -196,6 +212,12 @@ notify_connection(void *cls, struct MHD_Connection *con, void **socket_context,
 		c = *socket_context;
 		if (c == NULL)
 			return;
+		/*
+		 * libmicrohttpd does not call the completion callback on every path (a request it
+		 * refuses itself, 431 say): what the request holds is freed here, however it ended.
+		 */
+		if (c->req != NULL)
+			request_end(c->req);
 		pthread_mutex_lock(&conns_lock);
 		if (c->prev)
 			c->prev->next = c->next;
@@ -222,7 +244,8 @@ notify_connection(void *cls, struct MHD_Connection *con, void **socket_context,
 		return;
 	}
 	c->fd = ci->connect_fd;
-	c->deadline = now_monotonic() + shim_config.timeout;
+	c->waiting_since = now_monotonic();
+	c->deadline = c->waiting_since + shim_config.timeout;
 	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci)
 		sockaddr_text(ci->client_addr, c->client, sizeof(c->client));
@@ -243,6 +266,54 @@ sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+static void
+log_expired(char (*clients)[64], int nlogged, int n)
+{
+	for (int i = 0; i < nlogged; i++)
+		log_msg("closing a connection from %s: its request was not received within "
+				"--timeout (%u s)",
+				clients[i][0] ? clients[i] : "an unknown address", shim_config.timeout);
+	if (n > nlogged)
+		log_msg("... and %d more connections, for the same reason", n - nlogged);
+}
+
+/* Under a flood: one line a second at most, whatever the flood's rate. */
+static void
+log_pressure(int n, unsigned nconns, double now)
+{
+	static double last_logged;
+	static int closed;
+
+	closed += n;
+	if (closed == 0 || now - last_logged < 1.0)
+		return;
+	log_msg("%u of %u connection slots in use: closed %d connections that sent no whole "
+			"request within %g s (%g s when all are in use)",
+			nconns, shim_config.max_connections, closed, PRESSURE_GRACE, FULL_GRACE);
+	last_logged = now;
+	closed = 0;
+}
+
+/* How long a connection may wait for its request with nconns in use (0: until --timeout). */
+static double
+pressure_grace(unsigned nconns)
+{
+	if (nconns >= shim_config.max_connections)
+		return FULL_GRACE;
+	if (nconns >= PRESSURE_SHARE * shim_config.max_connections)
+		return PRESSURE_GRACE;
+	return 0;
+}
+
+/* Whether the sweeper closes c now: past its deadline, or waiting too long under pressure. */
+static bool
+sweep_due(const Conn *c, double now, double grace)
+{
+	if (c->deadline == 0 || c->expired)
+		return false; /* its request is in: no deadline until the answer is sent */
+	return c->deadline <= now || (grace > 0 && now - c->waiting_since >= grace);
+}
+
 /* The sweeper thread: shuts down the connections past their deadline. */
 static void *
 sweep(void *arg)
@@ -258,14 +329,19 @@ sweep(void *arg)
 	{
 		double now;
 		int n = 0;
+		unsigned nconns = 0;
+		double grace;
 		Conn *c;
 
 		sleep_ms(SWEEP_INTERVAL_MS);
 		now = now_monotonic();
 		pthread_mutex_lock(&conns_lock);
 		for (c = conns; c != NULL; c = c->next)
+			nconns++;
+		grace = pressure_grace(nconns);
+		for (c = conns; c != NULL; c = c->next)
 		{
-			if (c->deadline == 0 || c->deadline > now || c->expired)
+			if (!sweep_due(c, now, grace))
 				continue;
 			shutdown(c->fd, SHUT_RDWR);
 			c->expired = true;
@@ -276,12 +352,10 @@ sweep(void *arg)
 		}
 		pthread_mutex_unlock(&conns_lock);
 		/* logged outside the lock: stderr may be slow */
-		for (int i = 0; i < n && i < LOG_MAX; i++)
-			log_msg("closing a connection from %s: its request was not received within "
-					"--timeout (%u s)",
-					clients[i][0] ? clients[i] : "an unknown address", shim_config.timeout);
-		if (n > LOG_MAX)
-			log_msg("... and %d more connections, for the same reason", n - LOG_MAX);
+		if (grace > 0)
+			log_pressure(n, nconns, now);
+		else
+			log_expired(clients, n < LOG_MAX ? n : LOG_MAX, n);
 	}
 	return NULL;
 }
@@ -432,6 +506,85 @@ has_payload_params(const Params *params)
 	return false;
 }
 
+/*
+ * Header framing, as RFC 9112 asks of a server: anything a proxy in front could read
+ * differently (and so smuggle a second request in the body of the first) is a 400 and the
+ * connection is closed. libmicrohttpd parses leniently; its parsed headers are checked here.
+ */
+typedef struct Framing
+{
+	int hosts;
+	int content_lengths;
+	int transfer_encodings;
+	bool chunked_only; /* every Transfer-Encoding is exactly "chunked" */
+	bool bad_name;     /* a field name that is not an RFC 9110 token (space before ':') */
+	bool bad_value;    /* a NUL or a bare CR in a field value */
+} Framing;
+
+static bool
+is_token(const char *s, size_t len)
+{
+	static const char tchars[] = "!#$%&'*+-.^_`|~";
+
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char ch = (unsigned char) s[i];
+
+		if (!(ch >= '0' && ch <= '9') && !((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') &&
+			(ch == '\0' || strchr(tchars, ch) == NULL))
+			return false;
+	}
+	return true;
+}
+
+static enum MHD_Result
+framing_field(void *cls, enum MHD_ValueKind kind, const char *name, size_t name_len,
+			  const char *value, size_t value_len)
+{
+	Framing *f = cls;
+
+	(void) kind;
+	if (!is_token(name, name_len) || strlen(name) != name_len)
+		f->bad_name = true;
+	if (value != NULL && (memchr(value, '\0', value_len) || memchr(value, '\r', value_len)))
+		f->bad_value = true;
+	if (strcasecmp(name, MHD_HTTP_HEADER_HOST) == 0)
+		f->hosts++;
+	else if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_lengths++;
+	else if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+	{
+		f->transfer_encodings++;
+		if (value == NULL || strcasecmp(value, "chunked") != 0)
+			f->chunked_only = false;
+	}
+	return MHD_YES;
+}
+
+/* Why the request's framing is refused, or NULL when it is sound. */
+static const char *
+framing_error(struct MHD_Connection *con, const char *version)
+{
+	Framing f = {.chunked_only = true};
+
+	MHD_get_connection_values_n(con, MHD_HEADER_KIND, framing_field, &f);
+	if (f.bad_name)
+		return "Malformed header field name (no space is allowed before the colon)";
+	if (f.bad_value)
+		return "Malformed header field value (a NUL or a bare CR)";
+	if (f.hosts > 1 || (f.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+		return "An HTTP/1.1 request must carry exactly one Host header";
+	if (f.content_lengths > 1)
+		return "More than one Content-Length header";
+	if (f.transfer_encodings > 0 && f.content_lengths > 0)
+		return "Both Content-Length and Transfer-Encoding: send one of them";
+	if (f.transfer_encodings > 1 || !f.chunked_only)
+		return "Unsupported Transfer-Encoding: only a single \"chunked\" is accepted";
+	return NULL;
+}
+
 /* ---------------------------------------------------------------- endpoints */
 
 static enum MHD_Result
@@ -463,9 +616,9 @@ answer_metrics(struct MHD_Connection *con, Request *req)
 
 /* The first call: everything that the headers alone decide. */
 static enum MHD_Result
-first_call(struct MHD_Connection *con, Request *req, const char *url, const char *method)
+first_call(struct MHD_Connection *con, Request *req, const char *method, const char *version)
 {
-	const union MHD_ConnectionInfo *ci;
+	const char *malformed;
 	Route route;
 	const char *key;
 	const char *cl;
@@ -475,16 +628,11 @@ first_call(struct MHD_Connection *con, Request *req, const char *url, const char
 	len = strnlen(method, sizeof(req->method) - 1);
 	memcpy(req->method, method, len);
 	req->method[len] = '\0';
-	req->path = strdup(url);
-	if (req->path == NULL)
-		return MHD_NO;
 
-	/* the TCP peer only: X-Forwarded-For and the like are never read */
-	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (!acl_allows(ci ? ci->client_addr : NULL))
-		return respond_error(con, req, 403, "Client address not allowed", NULL, NULL);
-
-	route = route_of(url);
+	malformed = framing_error(con, version);
+	if (malformed != NULL)
+		return respond_error(con, req, 400, malformed, MHD_HTTP_HEADER_CONNECTION, "close");
+	route = route_of(req->path);
 	if (route == ROUTE_NONE)
 		return respond_error(con, req, 404, "Not found", NULL, NULL);
 	if (route == ROUTE_HEALTH || route == ROUTE_METRICS)
@@ -777,7 +925,7 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 	Request *req = *req_cls;
 
 	(void) cls;
-	(void) version;
+	(void) url; /* decoded: routing uses the path as sent (request_begins) */
 	if (req == NULL)
 		return MHD_NO; /* out of memory when the request began */
 	if (!req->started)
@@ -785,7 +933,7 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 		enum MHD_Result ret;
 
 		req->started = true;
-		ret = first_call(con, req, url, method);
+		ret = first_call(con, req, method, version);
 		if (req->status != 0)
 			deadline_clear(con); /* answered early: libmicrohttpd reads no body */
 		return ret;
@@ -819,8 +967,8 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 {
 	Request *req = calloc(1, sizeof(Request));
 	const union MHD_ConnectionInfo *ci;
-	const Conn *c;
-	const char *q;
+	Conn *c = conn_of(con);
+	size_t path_len = strcspn(uri, "?#");
 
 	(void) cls;
 	deadline_request_line(con);
@@ -831,7 +979,6 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 	buf_init(&req->body);
 	buf_init(&req->payload);
 	atomic_init(&req->done, false);
-	c = conn_of(con);
 	if (c != NULL)
 		memcpy(req->client, c->client, sizeof(req->client)); /* made once per connection */
 	else
@@ -840,37 +987,42 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 		if (ci)
 			sockaddr_text(ci->client_addr, req->client, sizeof(req->client));
 	}
-	q = strchr(uri, '?');
-	if (q)
+	req->path = strndup(uri, path_len);
+	if (uri[path_len] == '?')
+		req->query = strndup(uri + path_len + 1, strcspn(uri + path_len + 1, "#"));
+	if (req->path == NULL || (uri[path_len] == '?' && req->query == NULL))
 	{
-		size_t len = strcspn(q + 1, "#");
-
-		req->query = strndup(q + 1, len);
-		if (req->query == NULL)
-		{
-			free(req);
-			return NULL;
-		}
+		free(req->path);
+		free(req->query);
+		free(req);
+		return NULL;
+	}
+	if (uri[path_len] == '?')
+	{
+		/*
+		 * libmicrohttpd 0.9.75 next splits the query into its per-connection pool, about 64
+		 * bytes a parameter, and when that overflows it neither answers nor ends the request.
+		 * The shim parses the query itself (req->query), so libmicrohttpd's copy is cut to
+		 * nothing: the byte after '?' is still inside the request line it owns.
+		 */
+		((char *) uri)[path_len + 1] = '\0';
 	}
 	metrics_inflight_add(1);
+	req->conn = c;
+	if (c != NULL)
+		c->req = req;
 	return req;
 }
 
+/* The request's log line, gauge and memory: once per request, however it ended. */
 static void
-request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
-			 enum MHD_RequestTerminationCode toe)
+request_end(Request *req)
 {
-	Request *req = *req_cls;
 	RequestLog log;
-	double seconds;
+	double seconds = now_monotonic() - req->start;
 
-	(void) cls;
-	(void) toe;
-	deadline_next_request(con);
-	if (req == NULL)
-		return;
-	*req_cls = NULL;
-	seconds = now_monotonic() - req->start;
+	if (req->conn != NULL)
+		req->conn->req = NULL;
 	metrics_request(req->status, seconds);
 	log.method = req->method[0] ? req->method : NULL;
 	log.path = req->path;
@@ -893,7 +1045,49 @@ request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
 	metrics_inflight_add(-1);
 }
 
+static void
+request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	Request *req = *req_cls;
+
+	(void) cls;
+	(void) toe;
+	deadline_next_request(con);
+	if (req == NULL)
+		return;
+	*req_cls = NULL;
+	request_end(req);
+}
+
 /* ---------------------------------------------------------------- the daemon */
+
+/*
+ * --allow-ip is enforced at accept, on the TCP peer (X-Forwarded-For and the like are never
+ * read): a refused address never holds a connection slot, so it cannot crowd out allowed
+ * clients. Said on stderr at most once a second; /metrics counts every one.
+ */
+static enum MHD_Result
+accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	static _Atomic double last_logged;
+	char client[64];
+	double now;
+
+	(void) cls;
+	(void) addrlen;
+	if (acl_allows(addr))
+		return MHD_YES;
+	metrics_refused();
+	now = now_monotonic();
+	if (now - atomic_load(&last_logged) >= 1.0)
+	{
+		atomic_store(&last_logged, now);
+		sockaddr_text(addr, client, sizeof(client));
+		log_msg("refusing connections from %s: not in --allow-ip", client);
+	}
+	return MHD_NO;
+}
 
 /* libmicrohttpd's own messages go to stderr like the shim's. */
 static void
@@ -907,8 +1101,13 @@ struct MHD_Daemon *
 http_start(void)
 {
 	const ShimConfig *c = &shim_config;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-						 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	/*
+	 * poll, not epoll: libmicrohttpd 0.9.75 uses epoll edge-triggered, and misses a client's
+	 * close that arrives with the last bytes of a partial request; the socket then waits for
+	 * --timeout (a flood of one-byte connections stalled every client for 45 s).
+	 */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
+						 MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	uint16_t port;
 	struct MHD_Daemon *d;
 	struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL},
@@ -933,7 +1132,8 @@ http_start(void)
 			   ? ntohs(((const struct sockaddr_in6 *) &c->listen_addr)->sin6_port)
 			   : ntohs(((const struct sockaddr_in *) &c->listen_addr)->sin_port);
 	d = MHD_start_daemon(
-		flags, port, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+		flags, port, accept_policy, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
+		NULL, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) c->max_connections_per_ip,
 		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *) &c->listen_addr,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) c->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int) c->timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned int) c->max_connections,

@@ -16,6 +16,7 @@ static atomic_ulong buckets[NBUCKETS]; /* not cumulative here: summed when rende
 static atomic_ulong count;
 static atomic_ullong sum_us;
 static atomic_long inflight;
+static atomic_ulong refused; /* connections closed at accept: --allow-ip */
 
 void
 metrics_request(int status, double seconds)
@@ -39,6 +40,12 @@ void
 metrics_inflight_add(int delta)
 {
 	atomic_fetch_add(&inflight, delta);
+}
+
+void
+metrics_refused(void)
+{
+	atomic_fetch_add(&refused, 1);
 }
 
 long
@@ -87,6 +94,12 @@ metrics_render(Buf *out)
 			   "# TYPE leadintake_http_requests_in_flight gauge\n"
 			   "leadintake_http_requests_in_flight %ld\n",
 			   atomic_load(&inflight));
+	buf_printf(out,
+			   "# HELP leadintake_http_connections_refused_total Connections closed at accept "
+			   "because the client address is not in --allow-ip.\n"
+			   "# TYPE leadintake_http_connections_refused_total counter\n"
+			   "leadintake_http_connections_refused_total %lu\n",
+			   atomic_load(&refused));
 
 	pool_stats(&ps);
 	buf_printf(out,

@@ -37,12 +37,13 @@ typedef struct ShimConfig
 	unsigned timeout; /* seconds a connection may stay idle, or take to send a request */
 	unsigned threads; /* MHD worker threads */
 	unsigned max_connections;
-	unsigned pool_size;        /* database connections */
-	unsigned pool_wait_ms;     /* longest wait for a free database connection */
-	unsigned batch_max;        /* most queued intake calls in one transaction */
-	unsigned connect_timeout;  /* seconds, libpq connect_timeout */
-	unsigned query_timeout_ms; /* statement_timeout, and the client's own bound */
-	unsigned drain_timeout;    /* seconds SIGTERM waits for requests in flight */
+	unsigned max_connections_per_ip; /* 0: no cap */
+	unsigned pool_size;              /* database connections */
+	unsigned pool_wait_ms;           /* longest wait for a free database connection */
+	unsigned batch_max;              /* most queued intake calls in one transaction */
+	unsigned connect_timeout;        /* seconds, libpq connect_timeout */
+	unsigned query_timeout_ms;       /* statement_timeout, and the client's own bound */
+	unsigned drain_timeout;          /* seconds SIGTERM waits for requests in flight */
 } ShimConfig;
 
 extern ShimConfig shim_config;
@@ -224,6 +225,7 @@ extern void work_stop(void);
 extern void metrics_request(int status, double seconds);
 extern void metrics_render(Buf *out);
 extern void metrics_inflight_add(int delta);
+extern void metrics_refused(void);
 extern long metrics_inflight(void);
 
 /* ---------------------------------------------------------------- log.c */
