@@ -8,7 +8,7 @@ OBJS = extension/leadintake.o extension/fields.o extension/payload.o extension/n
        extension/result.o extension/rowwrite.o
 DATA = $(wildcard extension/leadintake--*.sql)
 
-REGRESS = tables payload agents upsert results callers
+REGRESS = tables payload agents upsert results callers redact
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 
 PG_CONFIG ?= pg_config
