@@ -5,10 +5,10 @@ EXTENSION = leadintake
 MODULE_big = leadintake
 OBJS = extension/leadintake.o extension/fields.o extension/payload.o extension/notifier.o \
        extension/phone.o extension/agents.o extension/lookup.o extension/store.o \
-       extension/result.o extension/rowwrite.o
+       extension/result.o extension/rowwrite.o extension/redact.o
 DATA = $(wildcard extension/leadintake--*.sql)
 
-REGRESS = tables payload agents upsert results callers
+REGRESS = tables payload agents upsert results callers redact minimal
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 
 PG_CONFIG ?= pg_config

@@ -167,7 +167,9 @@ PG_FUNCTION_INFO_V1(leadintake_http_intake);
 
 /*
  * The shim's entry: returns (status, response, dashboard_query) and raises only when the
- * database cannot serve (see unavailable()). Every outcome is logged.
+ * database cannot serve (see unavailable()). Every outcome is logged. With minimal (a key
+ * from the URL), the success body and the dashboard query built from it carry only what
+ * the request sent (result.c, minimal_shows()).
  */
 Datum
 leadintake_http_intake(PG_FUNCTION_ARGS)
@@ -187,6 +189,8 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	in.received_at = GetCurrentTimestamp();
 	in.key_name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	in.client_addr = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	/* (body, key_name, client_addr, minimal) since 1.4; NULL errs on the side of less */
+	in.minimal = PG_NARGS() > 3 && (PG_ARGISNULL(3) || PG_GETARG_BOOL(3));
 
 	SPI_connect();
 	if (memchr(data, '\0', len) != NULL || !pg_verifymbstr(data, len, true))

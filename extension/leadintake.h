@@ -159,6 +159,7 @@ typedef struct Intake
 	const char *source; /* 'http', 'sql', 'inbox' or 'replay' */
 	const char *key_name;
 	Datum client_addr; /* inet, or 0 for none */
+	bool minimal;      /* key from the URL: the minimal success body (contract section 7) */
 	TimestampTz received_at;
 	Jsonb *logged_payload;
 	char *raw_body; /* a body that was not valid JSON */
@@ -255,7 +256,8 @@ typedef struct LeadRow
 	bool *nulls;
 } LeadRow;
 
-extern Jsonb *li_success_response(LeadRow *lead, bool created, LeadAgent *agent, int64 *id);
+extern Jsonb *li_success_response(LeadRow *lead, bool created, LeadAgent *agent,
+								  const Payload *minimal_for, int64 *id);
 extern char *li_dashboard_query(JsonbContainer *lead);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
 extern const char *const *li_lead_columns(int *n);

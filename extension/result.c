@@ -192,6 +192,7 @@ typedef struct LeadKey
 	LeadKeyKind what;
 	int col; /* in li_lead_columns() */
 	FieldKind kind;
+	int field; /* the dialer field it echoes (FieldId), or -1 */
 } LeadKey;
 
 static LeadKey *lead_keys;
@@ -210,9 +211,9 @@ jsonb_key_order(const void *a, const void *b)
 }
 
 static void
-add_key(const char *key, LeadKeyKind what, int col, FieldKind kind)
+add_key(const char *key, LeadKeyKind what, int col, FieldKind kind, int field)
 {
-	lead_keys[nlead_keys++] = (LeadKey){key, what, col, kind};
+	lead_keys[nlead_keys++] = (LeadKey){key, what, col, kind, field};
 }
 
 /*
@@ -226,17 +227,17 @@ prepare_lead_keys(void)
 	int col = 0;
 
 	lead_keys = MemoryContextAlloc(TopMemoryContext, (LI_NFIELDS + 8) * sizeof(LeadKey));
-	add_key("id", LK_ID, col++, FK_INT);
-	add_key("status", LK_COLUMN, col++, FK_TEXT);
+	add_key("id", LK_ID, col++, FK_INT, -1);
+	add_key("status", LK_COLUMN, col++, FK_TEXT, -1);
 	for (int f = 0; f < LI_NFIELDS; f++)
 		if (li_fields[f].column)
-			add_key(li_response_key(f), LK_COLUMN, col++, li_fields[f].kind);
-	add_key("phone_e164", LK_COLUMN, col++, FK_TEXT);
-	add_key("extra", LK_EXTRA, col++, FK_TEXT);
-	add_key("created_at", LK_UTC, col++, FK_TEXT);
-	add_key("updated_at", LK_UTC, col++, FK_TEXT);
-	add_key("assigned_agent_username", LK_AGENT_USERNAME, 0, FK_TEXT);
-	add_key("assigned_agent_name", LK_AGENT_NAME, 0, FK_TEXT);
+			add_key(li_response_key(f), LK_COLUMN, col++, li_fields[f].kind, f);
+	add_key("phone_e164", LK_COLUMN, col++, FK_TEXT, -1);
+	add_key("extra", LK_EXTRA, col++, FK_TEXT, -1);
+	add_key("created_at", LK_UTC, col++, FK_TEXT, -1);
+	add_key("updated_at", LK_UTC, col++, FK_TEXT, -1);
+	add_key("assigned_agent_username", LK_AGENT_USERNAME, 0, FK_TEXT, -1);
+	add_key("assigned_agent_name", LK_AGENT_NAME, 0, FK_TEXT, -1);
 	qsort(lead_keys, nlead_keys, sizeof(LeadKey), jsonb_key_order);
 	for (int i = 1; i < nlead_keys; i++)
 		if (jsonb_key_order(&lead_keys[i - 1], &lead_keys[i]) == 0)
@@ -263,11 +264,42 @@ init_object(JsonbValue *obj, int npairs)
 }
 
 /*
+ * Whether the minimal lead (contract section 7: a key from the URL, which every agent's
+ * browser sees, must not read a lead's stored data) shows key k for the request sent: id,
+ * status, the agent's username, and the fields the request itself sent, as this request
+ * stored them. Not the stored dialer_lead_id of a lead found by phone that kept its own,
+ * nor phone_e164 (it may be made with a stored phone_code), extra (merged with the stored
+ * one), the agent's name or the timestamps.
+ */
+static bool
+minimal_shows(const LeadKey *k, const Payload *sent, LeadRow *lead)
+{
+	if (k->what == LK_ID || k->what == LK_AGENT_USERNAME || strcmp(k->key, "status") == 0)
+		return true;
+	if (k->what != LK_COLUMN || k->field < 0)
+		return false;
+	switch (k->field)
+	{
+		case F_FULL_NAME:
+			return sent->full_name != NULL;
+		case F_PHONE:
+			return sent->phone != NULL;
+		case F_LEAD_ID:
+			return sent->values[F_LEAD_ID] != NULL && !lead->nulls[k->col] &&
+				   strcmp(TextDatumGetCString(lead->values[k->col]), sent->values[F_LEAD_ID]) == 0;
+		default:
+			return sent->values[k->field] != NULL;
+	}
+}
+
+/*
  * The success body: {"success", "created", "message", "lead": {...}} where the lead is the
- * row a write returned; built as a JsonbValue tree whose pairs are in jsonb's order.
+ * row a write returned; built as a JsonbValue tree whose pairs are in jsonb's order. With
+ * minimal_for (the request's payload), the lead shows only what minimal_shows() allows.
  */
 Jsonb *
-li_success_response(LeadRow *lead, bool created, LeadAgent *agent, int64 *id)
+li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload *minimal_for,
+					int64 *id)
 {
 	JsonbValue body;
 	JsonbValue *lead_obj;
@@ -294,7 +326,15 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, int64 *id)
 	{
 		const LeadKey *k = &lead_keys[i];
 
+		if (minimal_for && !minimal_shows(k, minimal_for, lead))
+			continue;
 		v = add_pair(lead_obj, k->key);
+		/* on update the stored name may hold stored parts: the one built from the request's */
+		if (minimal_for && k->field == F_FULL_NAME)
+		{
+			set_cstring(v, minimal_for->full_name);
+			continue;
+		}
 		switch (k->what)
 		{
 			case LK_ID:

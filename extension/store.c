@@ -703,7 +703,8 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 	old = MemoryContextSwitchTo(outer);
 	in->status = 201;
 	in->created = created;
-	in->response = li_success_response(&lead, created, &lead_agent, &in->lead_id);
+	in->response =
+		li_success_response(&lead, created, &lead_agent, in->minimal ? &p : NULL, &in->lead_id);
 	MemoryContextSwitchTo(old);
 	in->agent_username = lead_agent.username;
 }

@@ -17,12 +17,17 @@
 #define STMT_NAME "leadintake_http_intake"
 #define STMT_SQL                                                                                   \
 	"SELECT status, response, dashboard_query "                                                    \
-	"FROM leadintake.http_intake($1::bytea, $2, $3::inet)"
+	"FROM leadintake.http_intake($1::bytea, $2, $3::inet, $4::boolean)"
+#define STMT_NPARAMS 4
 
-/* OIDs of the parameter types: bytea, text, inet */
+/* OIDs of the parameter types: bytea, text, inet, boolean */
 #define BYTEAOID 17
 #define TEXTOID  25
 #define INETOID  869
+#define BOOLOID  16
+
+/* $4, minimal: the key came as an api_key parameter (contract section 7) */
+#define MINIMAL_TEXT(param_key) ((param_key) ? "t" : "f")
 
 /* The client's own bound on a call: statement_timeout plus this grace, in seconds. */
 #define QUERY_GRACE 2.0
@@ -168,13 +173,13 @@ idle_conn_alive(PGconn *conn)
 static bool
 setup_command(PGconn *conn, bool prepare, const char *sql, char *err, size_t errlen)
 {
-	static const unsigned int types[3] = {BYTEAOID, TEXTOID, INETOID};
+	static const unsigned int types[STMT_NPARAMS] = {BYTEAOID, TEXTOID, INETOID, BOOLOID};
 	PGresult *r;
 	bool ok;
 	int sent;
 
 	if (prepare)
-		sent = PQsendPrepare(conn, STMT_NAME, sql, 3, types);
+		sent = PQsendPrepare(conn, STMT_NAME, sql, STMT_NPARAMS, types);
 	else
 		sent = PQsendQuery(conn, sql);
 	if (!sent)
@@ -465,15 +470,15 @@ count_outcome(DbOutcome outcome)
 
 DbOutcome
 pool_intake(const char *body, size_t body_len, const char *key_name, const char *client_addr,
-			IntakeResult *result)
+			bool param_key, IntakeResult *result)
 {
 	Slot *slot;
 	PGresult *r = NULL;
 	DbOutcome outcome;
 	bool drop_conn = false;
-	const char *values[3];
-	int lengths[3] = {0, 0, 0};
-	static const int formats[3] = {1, 0, 0}; /* the body in binary: bytes as they came */
+	const char *values[STMT_NPARAMS];
+	int lengths[STMT_NPARAMS] = {0, 0, 0, 0};
+	static const int formats[STMT_NPARAMS] = {1, 0, 0, 0}; /* the body in binary: as it came */
 
 	result->status = 0;
 	result->response = NULL;
@@ -498,7 +503,8 @@ pool_intake(const char *body, size_t body_len, const char *key_name, const char 
 	lengths[0] = (int) body_len;
 	values[1] = key_name;
 	values[2] = (client_addr && *client_addr) ? client_addr : NULL;
-	if (PQsendQueryPrepared(slot->conn, STMT_NAME, 3, values, lengths, formats, 0))
+	values[3] = MINIMAL_TEXT(param_key);
+	if (PQsendQueryPrepared(slot->conn, STMT_NAME, STMT_NPARAMS, values, lengths, formats, 0))
 		r = await_result(slot->conn,
 						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
 	outcome = classify(slot->conn, r, &drop_conn);
@@ -597,7 +603,7 @@ typedef enum
 static PipeEnd
 run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 {
-	static const int formats[3] = {1, 0, 0};
+	static const int formats[STMT_NPARAMS] = {1, 0, 0, 0};
 	BatchClock clock;
 	PGresult *r;
 	int culprit = -1;
@@ -611,12 +617,13 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 		return PIPE_LOST;
 	for (int i = 0; i < n; i++)
 	{
-		const char *values[3] = {
+		const char *values[STMT_NPARAMS] = {
 			calls[i]->body ? calls[i]->body : "", calls[i]->key_name,
-			(calls[i]->client_addr && *calls[i]->client_addr) ? calls[i]->client_addr : NULL};
-		int lengths[3] = {(int) calls[i]->body_len, 0, 0};
+			(calls[i]->client_addr && *calls[i]->client_addr) ? calls[i]->client_addr : NULL,
+			MINIMAL_TEXT(calls[i]->param_key)};
+		int lengths[STMT_NPARAMS] = {(int) calls[i]->body_len, 0, 0, 0};
 
-		if (!PQsendQueryPrepared(conn, STMT_NAME, 3, values, lengths, formats, 0))
+		if (!PQsendQueryPrepared(conn, STMT_NAME, STMT_NPARAMS, values, lengths, formats, 0))
 			return PIPE_LOST;
 	}
 	if (!PQpipelineSync(conn) || !flush_all(conn, clock.soft))
@@ -700,8 +707,9 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 	}
 	if (n == 1)
 	{
-		calls[0]->outcome = pool_intake(calls[0]->body, calls[0]->body_len, calls[0]->key_name,
-										calls[0]->client_addr, &calls[0]->result);
+		calls[0]->outcome =
+			pool_intake(calls[0]->body, calls[0]->body_len, calls[0]->key_name,
+						calls[0]->client_addr, calls[0]->param_key, &calls[0]->result);
 		return;
 	}
 	slot = acquire();
@@ -732,7 +740,8 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 		{
 			atomic_fetch_add(&n_batch_retries, 1);
 			forget(c, DB_UNAVAILABLE, false);
-			c->outcome = pool_intake(c->body, c->body_len, c->key_name, c->client_addr, &c->result);
+			c->outcome = pool_intake(c->body, c->body_len, c->key_name, c->client_addr,
+									 c->param_key, &c->result);
 		}
 		else
 			count_outcome(c->outcome);

@@ -169,9 +169,9 @@ typedef struct PoolStats
 
 extern void pool_init(void);
 extern void pool_shutdown(void);
-/* The one SQL call of an intake request. */
+/* The one SQL call of an intake request; param_key asks for the minimal body (section 7). */
 extern DbOutcome pool_intake(const char *body, size_t body_len, const char *key_name,
-							 const char *client_addr, IntakeResult *result);
+							 const char *client_addr, bool param_key, IntakeResult *result);
 /* One intake call of a batch. retry is internal to pool.c. */
 typedef struct IntakeCall
 {

@@ -15,6 +15,8 @@
 #      call is cancelled and answered 503, the others are run again alone: 201.
 #   6. A batch whose commit fails (a test-only deferred trigger refuses one of its leads):
 #      each call runs again alone, so only the refused one fails.
+#   7. Query-key and header-key requests in the same batches (--allow-query-key): each gets
+#      its own body, minimal for the key from the URL (contract section 7).
 #
 # Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
 # LEADINTAKE_TEST_TMP, PG* variables) or by hand with nothing set: it then starts a
@@ -63,7 +65,7 @@ SECRET=batch-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf 'batch:%s\n' "$SECRET" >"$T/keys"
 chmod 600 "$T/keys"
 
-echo "1..29"
+echo "1..32"
 
 # start_shim NAME CONNINFO ARGS...: on a free loopback port; stdout in $T/NAME.out.
 start_shim() {
@@ -251,5 +253,27 @@ is "... each of the two logged once" \
     "$(q -c "SELECT count(*) FROM leadintake.intake_log WHERE payload ->> 'lead_id' LIKE 'B-F_'")" 2
 q -c "DROP TRIGGER batch_refuse ON leadintake.leads" -c "DROP FUNCTION public.batch_refuse()" \
   -c "DROP TRIGGER batch_slow ON leadintake.leads" -c "DROP FUNCTION public.batch_slow()" >/dev/null
+
+# ================================================================ 7. query keys in a batch
+if ! start_shim seven "$CONNINFO" --pool-size 1 --batch-max 16 --allow-query-key; then
+    bail "the shim does not start: $(cat "$T/seven.err")"
+fi
+U=$URL_seven
+batches0=$(metric "$U" leadintake_db_batches_total)
+for i in $(seq 1 12); do
+    curl -s --max-time 30 -o "$T/qk$i.body" \
+        "$U/api/leads/from-dialer/?user=agent1&lead_id=B-DUP&city=q$i&api_key=$SECRET" &
+    BG+=($!)
+    bg "$U" "$T/hk$i" '{"user": "agent1", "lead_id": "B-DUP"}'
+done
+wait_bg
+like "query-key and header-key requests together went in batches" \
+    "$(( $(metric "$U" leadintake_db_batches_total) - batches0 ))" '^[1-9][0-9]*$'
+is "each query-key request: the minimal lead (no phone, no notes), its own city" \
+    "$(for i in $(seq 1 12); do python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["lead"]; print(",".join(sorted(l)), l["city"] == sys.argv[2])' "$T/qk$i.body" "q$i"; done | sort | uniq -c | tr -s ' ' | sed 's/^ //')" \
+    "12 assigned_agent_username,city,dialer_lead_id,id,status True"
+is "each header-key request of the same batches: the whole lead (its stored phone)" \
+    "$(for i in $(seq 1 12); do python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lead"]["phone"])' "$T/hk$i.body"; done | sort | uniq -c | tr -s ' ' | sed 's/^ //')" \
+    "12 07700 800000"
 
 [ "$FAILED" = 0 ]

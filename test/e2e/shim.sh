@@ -407,6 +407,40 @@ http fsecret -H "$K1" -H "$F" --data-binary \
     "user=agent1&lead_id=E2E-FSECRET&API_KEY=$SECRET2&orig_pass=$SECRET2" "$U$API"
 is "secrets inside a form body (with a header key): 201" "$CODE" 201
 
+# ---------------------------------------------------------------- query key: the minimal body
+# Section 7: a key in the URL is known to every agent's browser, so such a request sees only
+# id, status, the agent's username and what it sent itself; the header key sees the lead.
+http minseed -H "$K1" -H "$J" --data-binary \
+    '{"user": "agent2", "lead_id": "E2E-MIN", "first_name": "Priv", "last_name": "Ate",
+      "phone_number": "07700 900556", "email": "priv@example.com", "date_of_birth": "1970-05-06",
+      "address1": "1 Private Road", "comments": "private comment", "custom": "private extra"}' "$U$API"
+MIN_ID=$(jget "$BODY" lead.id)
+PRIVATE='priv@example|1970-05-06|Private|private|Priv|Ate|900556'
+lead_keys() { python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin)["lead"])))' <<<"$1"; }
+http minq "$U$API?user=agent1&lead_id=E2E-MIN&api_key=$SECRET1"
+is "GET ?api_key= with someone else's lead id: 201 with success, created, message, lead" \
+    "$CODE $(python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))' <<<"$BODY")" \
+    "201 created,lead,message,success"
+is "... the lead: only id, status, assigned_agent_username and the dialer_lead_id it sent" \
+    "$(lead_keys "$BODY") $(jget "$BODY" lead.id)" \
+    "assigned_agent_username,dialer_lead_id,id,status $MIN_ID"
+is "... no stored personal data anywhere in the body" "$(grep -Ec "$PRIVATE" <<<"$BODY")" 0
+http minform -H "$F" --data-binary "user=agent1&lead_id=E2E-MIN&api_key=$SECRET1&city=York" "$U$API"
+is "form body with api_key: the field it sent (city), nothing stored" \
+    "$CODE $(lead_keys "$BODY") $(jget "$BODY" lead.city) $(grep -Ec "$PRIVATE" <<<"$BODY")" \
+    "201 assigned_agent_username,city,dialer_lead_id,id,status York 0"
+http minredir "$U$API?user=agent1&lead_id=E2E-MIN&api_key=$SECRET1&first_name=Eve&redirect=1"
+is "?api_key= with redirect=1: 303, Location with the lead id and only what it sent" \
+    "$CODE $(header Location)" \
+    "303 $DASH?from_dialer=true&lead_id=$MIN_ID&full_name=Eve&phone=&email=&notes="
+http minhdr -H "$K1" "$U$API?user=agent1&lead_id=E2E-MIN"
+is "the same GET with the header key: the whole lead" \
+    "$CODE $(jget "$BODY" lead.email) $(jget "$BODY" lead.date_of_birth) $(jget "$BODY" lead.comments)" \
+    "201 priv@example.com 1970-05-06 private comment"
+http minhdrredir -H "$K1" "$U$API?user=agent1&lead_id=E2E-MIN&redirect=1"
+is "... and its 303 carries the stored name, phone and e-mail" "$CODE $(header Location)" \
+    "303 $DASH?from_dialer=true&lead_id=$MIN_ID&full_name=Eve%20Ate&phone=07700%20900556&email=priv%40example.com&notes="
+
 # ---------------------------------------------------------------- browser flow
 http redir -H "$K1" \
     "$U$API?user=agent1&lead_id=E2E-REDIR&first_name=Ann&last_name=Lee&phone_number=07700900401&redirect=1"

@@ -112,7 +112,7 @@ __wrap_form_to_json(const Params *p, Buf *out)
 
 DbOutcome
 pool_intake(const char *body, size_t len, const char *key_name, const char *client_addr,
-			IntakeResult *result)
+			bool param_key, IntakeResult *result)
 {
 	unsigned t = atomic_fetch_add(&turn, 1);
 
@@ -155,8 +155,9 @@ void
 pool_intake_batch(IntakeCall *const *calls, int n)
 {
 	for (int i = 0; i < n; i++)
-		calls[i]->outcome = pool_intake(calls[i]->body, calls[i]->body_len, calls[i]->key_name,
-										calls[i]->client_addr, &calls[i]->result);
+		calls[i]->outcome =
+			pool_intake(calls[i]->body, calls[i]->body_len, calls[i]->key_name,
+						calls[i]->client_addr, calls[i]->param_key, &calls[i]->result);
 }
 
 /* ---------------------------------------------------------------- set-up */

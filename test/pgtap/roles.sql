@@ -19,7 +19,7 @@
 -- would grant it to a login role), with SET ROLE; "cannot" means SQLSTATE 42501.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(147);
+SELECT plan(148);
 
 DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
@@ -259,20 +259,33 @@ SELECT is(
              AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
            ORDER BY 1),
     CASE r WHEN 'leadintake_shim'
-           THEN ARRAY['leadintake.http_intake(bytea,text,inet)']
+           THEN ARRAY['leadintake.http_intake(bytea,text,inet)',
+                      'leadintake.http_intake(bytea,text,inet,boolean)']
            ELSE ARRAY[]::text[] END,
     r || ': the functions it may execute beyond PUBLIC''s: '
       || CASE r WHEN 'leadintake_shim' THEN 'http_intake only' ELSE 'none' END)
   FROM unnest(ARRAY['leadintake_shim', 'leadintake_enqueue', 'leadintake_reader']) AS r;
-SELECT ok((SELECT prosecdef FROM pg_proc
-            WHERE oid = 'leadintake.http_intake(bytea,text,inet)'::regprocedure),
-    'http_intake is SECURITY DEFINER (the shim reaches the tables only through it)');
+SELECT ok((SELECT bool_and(prosecdef) AND count(*) = 2 FROM pg_proc
+            WHERE oid IN ('leadintake.http_intake(bytea,text,inet)'::regprocedure,
+                          'leadintake.http_intake(bytea,text,inet,boolean)'::regprocedure)),
+    'http_intake, both signatures, is SECURITY DEFINER (the shim reaches the tables only through it)');
 SELECT is(
     ARRAY(SELECT r FROM unnest(ARRAY['leadintake_shim', 'leadintake_enqueue', 'leadintake_reader']) AS r
            WHERE has_schema_privilege(r, 'leadintake', 'USAGE')
              AND NOT has_schema_privilege(r, 'leadintake', 'CREATE')),
     ARRAY['leadintake_shim', 'leadintake_enqueue', 'leadintake_reader'],
     'each role has USAGE on schema leadintake, and not CREATE');
+
+-- Last, as it changes a lead the counts above see: the shim's 1.4 entry, minimal.
+SET ROLE leadintake_pgtap_shim;
+SELECT results_eq(
+    $$SELECT status, response -> 'lead' ->> 'first_name', response -> 'lead' ? 'last_name'
+        FROM leadintake.http_intake(convert_to('{"user":"agent1","lead_id":"ROLES-SHIM",
+                                                 "first_name":"Sue"}', 'UTF8'),
+                                    'shimkey', '10.0.0.1', true)$$,
+    $$VALUES (201, 'Sue', false)$$,
+    'shim: http_intake(..., minimal => true) updates the lead and shows only what it sent');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

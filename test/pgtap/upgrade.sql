@@ -1,7 +1,7 @@
 -- test/pgtap/upgrade.sql: a database created at version 1.0 and updated with
--- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2) keeps its data, runs the 1.1 and 1.2
--- functions on it, and ends with exactly the objects of a fresh `CREATE EXTENSION leadintake`
--- (the default version, 1.2) (issues 4 and 5).
+-- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2 -> 1.3 -> 1.4) keeps its data, runs
+-- the 1.1, 1.2 and 1.4 functions on it, and ends with exactly the objects of a fresh
+-- `CREATE EXTENSION leadintake` (the default version, 1.4) (issues 4, 5 and 13).
 --
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink, and runs under pg_prove (psql, ON_ERROR_STOP). Each file
@@ -22,7 +22,7 @@
 -- described again: both must be identical, kind by kind.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(77);
+SELECT plan(81);
 
 CREATE FUNCTION pg_temp.describe() RETURNS TABLE (kind text, item text)
 LANGUAGE sql AS $$
@@ -230,8 +230,8 @@ SELECT is(pg_relation_filenode('leadintake.intake_log'), :log_file_10::oid,
     '1.3 moved intake_log.source to a domain without rewriting the log');
 SELECT throws_ok($$INSERT INTO leadintake.intake_log (source, status) VALUES ('email', 201)$$,
     '23514', NULL, '... and the domain still refuses a source other than the four');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.3',
-    'the extension is now at 1.3');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.4',
+    'the extension is now at 1.4');
 SELECT is((SELECT mode IN ('batched', 'per call') AND waiting >= 0 FROM leadintake.notify_status()),
     true, 'the 1.2 function notify_status works on the updated database');
 SELECT results_eq('SELECT t, n, sum FROM pg_temp.data()', 'SELECT t, n, sum FROM data_10',
@@ -269,12 +269,33 @@ SELECT ok(has_function_privilege('leadintake_shim', 'leadintake.http_intake(byte
           AND has_table_privilege('leadintake_reader', 'leadintake.leads', 'SELECT'),
     'the 1.1 roles have their grants on the updated objects');
 
--- ================================================================ the same objects as a fresh 1.3
+-- The 1.4 entry on the 1.0 data: a key from the URL reads nothing stored of the 1.0 lead.
+SELECT ok(has_function_privilege('leadintake_shim', 'leadintake.http_intake(bytea,text,inet,boolean)', 'EXECUTE')
+          AND NOT has_function_privilege('public', 'leadintake.http_intake(bytea,text,inet,boolean)', 'EXECUTE')
+          AND (SELECT prosecdef FROM pg_proc
+                WHERE oid = 'leadintake.http_intake(bytea,text,inet,boolean)'::regprocedure),
+    '1.4: http_intake(bytea, text, inet, boolean) is SECURITY DEFINER, for leadintake_shim, not PUBLIC');
+SELECT is((SELECT h.status || ' ' || (SELECT string_agg(k, ',' ORDER BY k)
+                                          FROM jsonb_object_keys(h.response -> 'lead') AS k)
+             FROM leadintake.http_intake(convert_to('{"user":"agent2","lead_id":"UP-1","city":"Hull"}', 'UTF8'),
+                                         'web', '10.9.9.9', true) AS h),
+    '201 assigned_agent_username,city,dialer_lead_id,id,status',
+    '1.4: minimal => true on the 1.0 lead UP-1 (e-mail, date of birth stored): only what it sent');
+SELECT is((SELECT h.response -> 'lead' ->> 'email'
+             FROM leadintake.http_intake(convert_to('{"user":"agent2","lead_id":"UP-1"}', 'UTF8'),
+                                         'web', '10.9.9.9', false) AS h),
+    'una@example.com', '1.4: minimal => false: the whole lead, as a header key gets it');
+SELECT is((SELECT h.response -> 'lead' ->> 'date_of_birth'
+             FROM leadintake.http_intake(convert_to('{"user":"agent2","lead_id":"UP-1"}', 'UTF8'),
+                                         'dialer', '10.9.9.9') AS h),
+    '1980-02-29', '... and the 1.0 three-argument entry still answers the whole lead');
+
+-- ================================================================ the same objects as a fresh 1.4
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.describe();
 DROP EXTENSION leadintake CASCADE;
 CREATE EXTENSION leadintake;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.3',
-    'a fresh CREATE EXTENSION leadintake installs 1.3');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.4',
+    'a fresh CREATE EXTENSION leadintake installs 1.4');
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.describe();
 
 CREATE TEMP TABLE kinds (kind text PRIMARY KEY);
@@ -283,15 +304,15 @@ INSERT INTO kinds VALUES ('member'), ('extension'), ('relation'), ('column'), ('
     ('schema'), ('schema acl'), ('init privs'), ('trigger'), ('comment'), ('type'), ('role');
 
 SELECT ok((SELECT count(*) FROM fresh f WHERE f.kind = k.kind) > 0,
-          'the description of a fresh 1.2 has ' || k.kind || ' rows')
+          'the description of a fresh 1.4 has ' || k.kind || ' rows')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM upgraded WHERE kind = %L
                          EXCEPT ALL SELECT item FROM fresh WHERE kind = %L$$, k.kind, k.kind),
-                'updated from 1.0: no ' || k.kind || ' that a fresh 1.2 lacks')
+                'updated from 1.0: no ' || k.kind || ' that a fresh 1.4 lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM fresh WHERE kind = %L
                          EXCEPT ALL SELECT item FROM upgraded WHERE kind = %L$$, k.kind, k.kind),
-                'fresh 1.2: no ' || k.kind || ' that the updated database lacks')
+                'fresh 1.4: no ' || k.kind || ' that the updated database lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty($$SELECT kind FROM (SELECT kind FROM upgraded UNION SELECT kind FROM fresh) AS u
                    WHERE kind NOT IN (SELECT kind FROM kinds)
