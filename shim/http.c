@@ -1089,12 +1089,41 @@ accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 	return MHD_NO;
 }
 
-/* libmicrohttpd's own messages go to stderr like the shim's. */
+/*
+ * libmicrohttpd's own messages go to stderr like the shim's, at most MHD_LOG_PER_SECOND a
+ * second: it writes one for every broken connection, and a flood must not fill the log.
+ */
+#define MHD_LOG_PER_SECOND 10
+
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static double window_start;
+	static unsigned shown, suppressed;
+	unsigned dropped = 0;
+	bool show;
+	double now = now_monotonic();
+
 	(void) cls;
-	log_vmsg(fmt, ap);
+	pthread_mutex_lock(&lock);
+	if (now - window_start >= 1.0)
+	{
+		dropped = suppressed;
+		window_start = now;
+		shown = suppressed = 0;
+	}
+	show = shown < MHD_LOG_PER_SECOND;
+	if (show)
+		shown++;
+	else
+		suppressed++;
+	pthread_mutex_unlock(&lock);
+	if (dropped > 0)
+		log_msg("(%u more messages of libmicrohttpd were not shown: over %d a second)", dropped,
+				MHD_LOG_PER_SECOND);
+	if (show)
+		log_vmsg(fmt, ap);
 }
 
 struct MHD_Daemon *
