@@ -9,7 +9,7 @@
 SELECT leadintake_from_dialer('{"user": "agent2", "lead_id": "777001", "first_name": "Stored",
     "last_name": "Person", "phone_number": "07700 900777", "email": "stored@example.com",
     "date_of_birth": "1970-05-06", "address1": "1 Private Road", "comments": "stored comment",
-    "notes": "stored note", "custom": "stored extra"}')->>'message' AS seeded;
+    "notes": "stored note", "custom": "stored extra"}'::jsonb)->>'message' AS seeded;
 SELECT id AS lead_777001 FROM leadintake.leads WHERE dialer_lead_id = '777001' \gset
 
 -- The body and query with the lead's id written as ID (it changes with the sequence).
