@@ -5,7 +5,8 @@
 # side), then test/bench/flood.py bench: a legitimate client's p50/p99/max latency of
 # GET /healthz (one new connection each, from 127.0.0.1) during and after each flood (from
 # 127.0.0.2 and up), and the shim's VmRSS before and after. Prints a Markdown table; exits 1
-# when a p99 is over FLOOD_TARGET_MS (100) or a legitimate request failed.
+# when a p99 is over FLOOD_TARGET_MS (100), a legitimate request failed, or memory grew
+# from the first round of floods to the second (over 512 KiB).
 # Environment: FLOOD_SHIM, FLOOD_SECONDS (how long each held flood lasts, 5),
 # FLOOD_TARGET_MS (100).
 
