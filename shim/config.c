@@ -39,6 +39,7 @@ enum
 	OPT_CONNECT_TIMEOUT,
 	OPT_QUERY_TIMEOUT,
 	OPT_DRAIN_TIMEOUT,
+	OPT_DB_WAIT,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -96,6 +97,9 @@ static const Setting settings[] = {
 	 "libpq connect_timeout (default 3)"},
 	{OPT_QUERY_TIMEOUT, "query-timeout", "LEADINTAKE_QUERY_TIMEOUT", "MS",
 	 "statement_timeout of the intake call, then 503 (default 10000)"},
+	{OPT_DB_WAIT, "db-wait", "LEADINTAKE_DB_WAIT", "SECONDS",
+	 "a request that finds the database unavailable waits this long for it (no thread "
+	 "held), then is spooled or answered 503; 0 = no wait (default 10)"},
 	{OPT_DRAIN_TIMEOUT, "drain-timeout", "LEADINTAKE_DRAIN_TIMEOUT", "SECONDS",
 	 "on SIGTERM, longest wait for requests in flight (default 30)"},
 	{OPT_HELP, "help", NULL, NULL, "show this help and exit"},
@@ -348,6 +352,9 @@ apply(int id, const char *v, bool from_env)
 		case OPT_DRAIN_TIMEOUT:
 			c->drain_timeout = parse_uint(s, v, 0, 3600);
 			break;
+		case OPT_DB_WAIT:
+			c->db_wait = parse_uint(s, v, 0, 3600);
+			break;
 	}
 }
 
@@ -461,6 +468,7 @@ config_load(int argc, char **argv)
 	c->connect_timeout = 3;
 	c->query_timeout_ms = 10000;
 	c->drain_timeout = 30;
+	c->db_wait = 10;
 
 	/* the environment first: a flag on the command line then wins */
 	for (i = 0; i < NSETTINGS; i++)

@@ -29,6 +29,9 @@
 /* TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996). GnuTLS priority string. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
+/* How soon a request waiting for the database (--db-wait) tries again, at most. */
+#define DB_RETRY_INTERVAL 0.25
+
 /* How often the sweeper looks for connections past their deadline. */
 #define SWEEP_INTERVAL_MS 20
 
@@ -88,8 +91,9 @@ typedef struct Request
 	bool too_big;
 	/* the database call, made by a worker while the connection is suspended */
 	struct MHD_Connection *con;
-	Buf payload;   /* what goes to the database as $1 */
-	bool redirect; /* redirect=1 was in the query or form */
+	Buf payload;              /* what goes to the database as $1 */
+	bool redirect;            /* redirect=1 was in the query or form */
+	double unavailable_since; /* the database first failed this request; 0: not yet */
 	bool submitted;
 	WorkJob job;
 	atomic_bool done;
@@ -765,8 +769,25 @@ run_ping(void *arg, bool expired)
 }
 
 /*
+ * The database could not serve req: true when it is to try again later (--db-wait, contract
+ * section 8), deferred with no thread held; false when its wait is over (or the shim stops).
+ */
+static bool
+wait_for_database(Request *req)
+{
+	double now = now_monotonic();
+
+	if (req->unavailable_since == 0)
+		req->unavailable_since = now;
+	if (work_stopping() || now - req->unavailable_since >= shim_config.db_wait)
+		return false;
+	work_defer(&req->job, now + DB_RETRY_INTERVAL);
+	return true;
+}
+
+/*
  * In a worker thread: the intake calls queued together, in one transaction (each its own
- * outcome), then their connections go on.
+ * outcome), then their connections go on, or wait for the database.
  */
 static void
 run_intakes(void **args, const bool *expired, int n)
@@ -802,6 +823,8 @@ run_intakes(void **args, const bool *expired, int n)
 			req->outcome = calls[i].outcome;
 			req->result = calls[i].result;
 		}
+		if (req->outcome == DB_UNAVAILABLE && wait_for_database(req))
+			continue;
 		resume(req);
 	}
 }

@@ -65,10 +65,13 @@ set_db_state(bool up, const char *why)
 	db_state = up ? 1 : 0;
 	pthread_mutex_unlock(&pool_lock);
 	if (up && old != 1)
+	{
 		log_msg(old == -1 ? "connected to the database" : "the database answers again");
+		work_wake_deferred(); /* the requests waiting for it (--db-wait) go now */
+	}
 	else if (!up && old != 0)
-		log_msg("the database is unavailable (answering 503 until it is back): %s",
-				why ? why : "unknown error");
+		log_msg("the database is unavailable (requests wait up to --db-wait, %u s, for it): %s",
+				shim_config.db_wait, why ? why : "unknown error");
 }
 
 /* The first line of a libpq message, for the operator's log. */

@@ -44,6 +44,7 @@ typedef struct ShimConfig
 	unsigned connect_timeout;        /* seconds, libpq connect_timeout */
 	unsigned query_timeout_ms;       /* statement_timeout, and the client's own bound */
 	unsigned drain_timeout;          /* seconds SIGTERM waits for requests in flight */
+	unsigned db_wait;                /* seconds a request waits for an unavailable database */
 } ShimConfig;
 
 extern ShimConfig shim_config;
@@ -209,6 +210,7 @@ typedef struct WorkJob
 	WorkBatchFn batch; /* or NULL */
 	void *arg;
 	double queued_at;
+	double not_before; /* deferred (work_defer): not run before this monotonic time */
 	struct WorkJob *next;
 } WorkJob;
 
@@ -217,6 +219,15 @@ extern void work_submit(WorkJob *job, WorkFn fn, void *arg);
 /* Like work_submit; a worker takes up to --batch-max such jobs queued in a row at once. */
 extern void work_submit_batch(WorkJob *job, WorkBatchFn batch, void *arg);
 extern unsigned work_queued(void);
+/*
+ * Runs job again (with the function it was submitted with) at not_before, or sooner after
+ * work_wake_deferred; it holds no thread meanwhile. At work_stop it runs at once, expired.
+ */
+extern void work_defer(WorkJob *job, double not_before);
+/* The database answers again: every deferred job is due now. */
+extern void work_wake_deferred(void);
+extern unsigned work_deferred(void);
+extern bool work_stopping(void);
 /* Answers what is queued (as expired), waits for the running jobs, ends the workers. */
 extern void work_stop(void);
 

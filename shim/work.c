@@ -1,19 +1,23 @@
 /*
  * work.c: the worker threads that make the database calls, so that no HTTP thread ever waits
- * on the database; a job that waited longer than --pool-wait is answered 503 without a call.
+ * on the database; a job that waited longer than --pool-wait is answered 503 without a call;
+ * a job deferred while the database is away waits on a list of its own, holding no thread.
  */
 #include "shim.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
 static WorkJob *head;
 static WorkJob *tail;
+static WorkJob *deferred; /* not before their not_before, in no order */
 static unsigned queued;
+static unsigned ndeferred;
 static unsigned running;
 static bool stopping;
 static pthread_t *workers;
@@ -33,6 +37,78 @@ take(bool *expired)
 	return job;
 }
 
+static void
+append(WorkJob *job)
+{
+	job->next = NULL;
+	if (tail)
+		tail->next = job;
+	else
+		head = job;
+	tail = job;
+	queued++;
+}
+
+/*
+ * Moves the deferred jobs that are due (all of them when the shim stops) to the queue, with
+ * work_lock held; returns the earliest not_before of those left, or 0.
+ */
+static double
+promote_due(void)
+{
+	double now = now_monotonic();
+	double earliest = 0;
+	WorkJob **link = &deferred;
+
+	while (*link != NULL)
+	{
+		WorkJob *job = *link;
+
+		if (stopping || job->not_before <= now)
+		{
+			*link = job->next;
+			ndeferred--;
+			job->queued_at = now;
+			append(job);
+			continue;
+		}
+		if (earliest == 0 || job->not_before < earliest)
+			earliest = job->not_before;
+		link = &job->next;
+	}
+	return earliest;
+}
+
+/* Sleeps on work_cond until something is queued or a deferred job is due (work_lock held). */
+static void
+wait_for_work(void)
+{
+	for (;;)
+	{
+		double earliest = promote_due();
+		struct timespec ts;
+		double left;
+
+		if (head != NULL || stopping)
+			return;
+		if (earliest == 0)
+		{
+			pthread_cond_wait(&work_cond, &work_lock);
+			continue;
+		}
+		left = earliest - now_monotonic();
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t) left;
+		ts.tv_nsec += (long) ((left - (time_t) left) * 1e9);
+		if (ts.tv_nsec >= 1000000000L)
+		{
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&work_cond, &work_lock, &ts);
+	}
+}
+
 static void *
 worker_main(void *unused)
 {
@@ -46,8 +122,7 @@ worker_main(void *unused)
 		int n = 0;
 
 		pthread_mutex_lock(&work_lock);
-		while (head == NULL && !stopping)
-			pthread_cond_wait(&work_cond, &work_lock);
+		wait_for_work();
 		if (head == NULL)
 		{
 			pthread_mutex_unlock(&work_lock);
@@ -107,16 +182,54 @@ enqueue(WorkJob *job, WorkFn fn, WorkBatchFn batch, void *arg)
 	job->batch = batch;
 	job->arg = arg;
 	job->queued_at = now_monotonic();
-	job->next = NULL;
 	pthread_mutex_lock(&work_lock);
-	if (tail)
-		tail->next = job;
-	else
-		head = job;
-	tail = job;
-	queued++;
+	append(job);
 	pthread_cond_signal(&work_cond);
 	pthread_mutex_unlock(&work_lock);
+}
+
+void
+work_defer(WorkJob *job, double not_before)
+{
+	pthread_mutex_lock(&work_lock);
+	job->not_before = not_before;
+	job->next = deferred;
+	deferred = job;
+	ndeferred++;
+	pthread_cond_signal(&work_cond); /* a sleeping worker learns the new earliest time */
+	pthread_mutex_unlock(&work_lock);
+}
+
+void
+work_wake_deferred(void)
+{
+	pthread_mutex_lock(&work_lock);
+	for (WorkJob *job = deferred; job != NULL; job = job->next)
+		job->not_before = 0;
+	pthread_cond_broadcast(&work_cond);
+	pthread_mutex_unlock(&work_lock);
+}
+
+unsigned
+work_deferred(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&work_lock);
+	n = ndeferred;
+	pthread_mutex_unlock(&work_lock);
+	return n;
+}
+
+bool
+work_stopping(void)
+{
+	bool s;
+
+	pthread_mutex_lock(&work_lock);
+	s = stopping;
+	pthread_mutex_unlock(&work_lock);
+	return s;
 }
 
 void
