@@ -92,7 +92,8 @@ chmod 600 "$T/keys"
 start_shim() {
     local name=$1 port=$2
     shift 2
-    "$SHIM" --listen "127.0.0.1:$port" --db "$CONNINFO" --api-key-file "$T/keys" "$@" \
+    # --db-wait 0: a call the database cannot serve is answered 503 at once (nolost.sh: the wait)
+    "$SHIM" --listen "127.0.0.1:$port" --db "$CONNINFO" --api-key-file "$T/keys" --db-wait 0 "$@" \
         >"$T/$name.out" 2>"$T/$name.err" &
     shim_started "$name" $! http
 }

@@ -91,7 +91,7 @@ li_shim_role_sql "$ROLE" | q >/dev/null || bail "cannot create the shim's role $
 start_shim() {
     local name=$1 db=$2
     shift 2
-    "$SHIM" --listen 127.0.0.1:0 --db "$db" --api-key-file "$T/keys" "$@" \
+    "$SHIM" --listen 127.0.0.1:0 --db "$db" --api-key-file "$T/keys" --db-wait 0 "$@" \
         >"$T/$name.out" 2>"$T/$name.err" &
     shim_started "$name" $! || bail "the shim $name did not start: $(head -c 500 "$T/$name.err")"
 }

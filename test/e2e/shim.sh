@@ -81,7 +81,8 @@ start_shim() {
     local name=$1 listen=(--listen 127.0.0.1:0)
     shift
     [[ " $* " == *" --listen "* ]] && listen=()
-    "$SHIM" "${listen[@]}" "$@" >"$T/$name.out" 2>"$T/$name.err" &
+    # --db-wait 0: this suite tests the answer once any wait is over (nolost.sh tests the wait)
+    "$SHIM" "${listen[@]}" --db-wait 0 "$@" >"$T/$name.out" 2>"$T/$name.err" &
     shim_started "$name" $!
 }
 
@@ -89,7 +90,7 @@ start_shim() {
 start_shim_env() {
     local name=$1
     shift
-    env "$@" "$SHIM" >"$T/$name.out" 2>"$T/$name.err" &
+    env LEADINTAKE_DB_WAIT=0 "$@" "$SHIM" >"$T/$name.out" 2>"$T/$name.err" &
     shim_started "$name" $!
 }
 
