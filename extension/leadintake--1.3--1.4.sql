@@ -20,3 +20,20 @@ GRANT EXECUTE ON FUNCTION leadintake.http_intake(bytea, text, inet, boolean) TO 
 -- header key, so update the shim too (its 1.4 build calls the four-argument entry).
 COMMENT ON FUNCTION leadintake.http_intake(bytea, text, inet) IS
     'The shim''s entry before 1.4: the whole lead, as for a header key; shims since 1.4 call http_intake(bytea, text, inet, boolean)';
+
+-- The shim's spool (contract section 8): a request written to disk while the database was
+-- away is sent later through this entry, logged with source 'spool', its original receive
+-- time, client address and key name.
+ALTER DOMAIN leadintake.intake_source DROP CONSTRAINT intake_source_check;
+ALTER DOMAIN leadintake.intake_source ADD CONSTRAINT intake_source_check
+    CHECK (VALUE IN ('http', 'sql', 'inbox', 'replay', 'spool'));
+CREATE FUNCTION leadintake.spool_intake(body bytea, key_name text, client_addr inet,
+                                        minimal boolean, received_at timestamptz,
+                                        OUT status integer, OUT response jsonb,
+                                        OUT dashboard_query text)
+    AS 'MODULE_PATHNAME', 'leadintake_http_intake' LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION leadintake.spool_intake(bytea, text, inet, boolean, timestamptz) IS
+    'The shim''s entry for a spooled request: http_intake, logged as source spool at its receive time';
+REVOKE ALL ON FUNCTION leadintake.spool_intake(bytea, text, inet, boolean, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION leadintake.spool_intake(bytea, text, inet, boolean, timestamptz)
+    TO leadintake_shim;

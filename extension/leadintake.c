@@ -186,11 +186,17 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	in.source = "http";
-	in.received_at = GetCurrentTimestamp();
+	in.started_at = in.received_at = GetCurrentTimestamp();
 	in.key_name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	in.client_addr = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	/* (body, key_name, client_addr, minimal) since 1.4; NULL errs on the side of less */
 	in.minimal = PG_NARGS() > 3 && (PG_ARGISNULL(3) || PG_GETARG_BOOL(3));
+	/* spool_intake: the same with the time the shim received the request it spooled */
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+	{
+		in.source = "spool";
+		in.received_at = PG_GETARG_TIMESTAMPTZ(4);
+	}
 
 	SPI_connect();
 	if (memchr(data, '\0', len) != NULL || !pg_verifymbstr(data, len, true))

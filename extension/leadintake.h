@@ -161,6 +161,7 @@ typedef struct Intake
 	Datum client_addr; /* inet, or 0 for none */
 	bool minimal;      /* key from the URL: the minimal success body (contract section 7) */
 	TimestampTz received_at;
+	TimestampTz started_at; /* the call's start, for its duration; 0: received_at */
 	Jsonb *logged_payload;
 	char *raw_body; /* a body that was not valid JSON */
 

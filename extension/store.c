@@ -753,7 +753,8 @@ li_log(Intake *in)
 	nulls[6] = in->status == 201 ? ' ' : 'n';
 	values[7] = BoolGetDatum(in->created);
 	nulls[7] = in->status == 201 ? ' ' : 'n';
-	values[8] = Float8GetDatum((GetCurrentTimestamp() - in->received_at) / 1000.0);
+	values[8] = Float8GetDatum(
+		(GetCurrentTimestamp() - (in->started_at ? in->started_at : in->received_at)) / 1000.0);
 	values[9] = in->logged_payload ? JsonbPGetDatum(in->logged_payload) : (Datum) 0;
 	nulls[9] = in->logged_payload ? ' ' : 'n';
 	values[10] = text_or_null(in->raw_body, &nulls[10]);

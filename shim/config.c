@@ -40,6 +40,8 @@ enum
 	OPT_QUERY_TIMEOUT,
 	OPT_DRAIN_TIMEOUT,
 	OPT_DB_WAIT,
+	OPT_SPOOL_DIR,
+	OPT_SPOOL_MAX,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -100,6 +102,11 @@ static const Setting settings[] = {
 	{OPT_DB_WAIT, "db-wait", "LEADINTAKE_DB_WAIT", "SECONDS",
 	 "a request that finds the database unavailable waits this long for it (no thread "
 	 "held), then is spooled or answered 503; 0 = no wait (default 10)"},
+	{OPT_SPOOL_DIR, "spool-dir", "LEADINTAKE_SPOOL_DIR", "DIR",
+	 "after --db-wait, write the request here durably and answer 202; sent to the database "
+	 "in arrival order when it answers, also after a restart (default none: 503)"},
+	{OPT_SPOOL_MAX, "spool-max", "LEADINTAKE_SPOOL_MAX", "BYTES",
+	 "most bytes the spool may hold, k/M/G suffixes; past it 503 (default 1G)"},
 	{OPT_DRAIN_TIMEOUT, "drain-timeout", "LEADINTAKE_DRAIN_TIMEOUT", "SECONDS",
 	 "on SIGTERM, longest wait for requests in flight (default 30)"},
 	{OPT_HELP, "help", NULL, NULL, "show this help and exit"},
@@ -221,12 +228,11 @@ parse_uint(const Setting *s, const char *v, unsigned min, unsigned max)
 	return (unsigned) n;
 }
 
-static size_t
-parse_size(const Setting *s, const char *v)
+static unsigned long long
+parse_size(const Setting *s, const char *v, unsigned long long max)
 {
 	char *end;
 	unsigned long long n;
-	const unsigned long long max = 64ULL * 1024 * 1024;
 
 	errno = 0;
 	if (*v == '-' || *v == '\0' || isspace((unsigned char) *v))
@@ -236,9 +242,12 @@ parse_size(const Setting *s, const char *v)
 		n *= 1024, end++;
 	else if (*end == 'm' || *end == 'M')
 		n *= 1024 * 1024, end++;
+	else if (*end == 'g' || *end == 'G')
+		n *= 1024ULL * 1024 * 1024, end++;
 	if (errno || *end != '\0' || n < 1 || n > max)
-		die("bad --%s \"%s\": expected a byte count from 1 to 64M", s->flag, v);
-	return (size_t) n;
+		die("bad --%s \"%s\": expected a byte count from 1 to %lluM", s->flag, v,
+			max / (1024 * 1024));
+	return n;
 }
 
 static bool
@@ -294,7 +303,7 @@ apply(int id, const char *v, bool from_env)
 			c->dashboard_url = *v ? v : NULL;
 			break;
 		case OPT_MAX_BODY:
-			c->max_body = parse_size(s, v);
+			c->max_body = (size_t) parse_size(s, v, 64ULL * 1024 * 1024);
 			break;
 		case OPT_RATE_LIMIT:
 			c->rate_limit = parse_uint(s, v, 0, 1000000);
@@ -354,6 +363,12 @@ apply(int id, const char *v, bool from_env)
 			break;
 		case OPT_DB_WAIT:
 			c->db_wait = parse_uint(s, v, 0, 3600);
+			break;
+		case OPT_SPOOL_DIR:
+			c->spool_dir = *v ? v : NULL;
+			break;
+		case OPT_SPOOL_MAX:
+			c->spool_max = parse_size(s, v, 1024ULL * 1024 * 1024 * 1024);
 			break;
 	}
 }
@@ -469,6 +484,7 @@ config_load(int argc, char **argv)
 	c->query_timeout_ms = 10000;
 	c->drain_timeout = 30;
 	c->db_wait = 10;
+	c->spool_max = 1024ULL * 1024 * 1024;
 
 	/* the environment first: a flag on the command line then wins */
 	for (i = 0; i < NSETTINGS; i++)

@@ -155,14 +155,20 @@ static const char *const secret_keys[] = {
 };
 
 bool
-param_is_secret(const Param *param)
+key_is_secret(const char *key, size_t len)
 {
 	size_t i;
 
 	for (i = 0; i < sizeof(secret_keys) / sizeof(secret_keys[0]); i++)
-		if (param_key_is(param, secret_keys[i], true))
+		if (strlen(secret_keys[i]) == len && strncasecmp(key, secret_keys[i], len) == 0)
 			return true;
 	return false;
+}
+
+bool
+param_is_secret(const Param *param)
+{
+	return key_is_secret(param->key, param->key_len);
 }
 
 bool

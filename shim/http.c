@@ -94,6 +94,8 @@ typedef struct Request
 	Buf payload;              /* what goes to the database as $1 */
 	bool redirect;            /* redirect=1 was in the query or form */
 	double unavailable_since; /* the database first failed this request; 0: not yet */
+	long long received_us;    /* wall clock at the request line, for the spool */
+	bool spooled;             /* written to the spool: 202 */
 	bool submitted;
 	WorkJob job;
 	atomic_bool done;
@@ -260,6 +262,15 @@ notify_connection(void *cls, struct MHD_Connection *con, void **socket_context,
 	conns = c;
 	pthread_mutex_unlock(&conns_lock);
 	*socket_context = c;
+}
+
+static long long
+wall_clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
 static void
@@ -591,14 +602,25 @@ framing_error(struct MHD_Connection *con, const char *version)
 
 /* ---------------------------------------------------------------- endpoints */
 
+/* 200 when the database answers, else 503; with a spool, its depth and oldest age too. */
 static enum MHD_Result
 answer_health(struct MHD_Connection *con, Request *req)
 {
-	if (req->outcome == DB_OK)
-		return respond_json(con, req, 200, "{\"status\": \"ok\", \"database\": \"up\"}", NULL,
-							NULL);
-	return respond_json(con, req, 503, "{\"status\": \"unavailable\", \"database\": \"down\"}",
-						MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	bool up = req->outcome == DB_OK;
+	SpoolStats ss;
+	char body[256];
+
+	spool_stats(&ss);
+	snprintf(body, sizeof(body), "{\"status\": \"%s\", \"database\": \"%s\"",
+			 up ? "ok" : "unavailable", up ? "up" : "down");
+	if (ss.enabled)
+		snprintf(body + strlen(body), sizeof(body) - strlen(body),
+				 ", \"spool\": {\"depth\": %u, \"oldest_age_seconds\": %.3f}", ss.depth,
+				 ss.oldest_age);
+	strcat(body, "}");
+	if (up)
+		return respond_json(con, req, 200, body, NULL, NULL);
+	return respond_json(con, req, 503, body, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 }
 
 static enum MHD_Result
@@ -769,6 +791,30 @@ run_ping(void *arg, bool expired)
 }
 
 /*
+ * req durably in the spool (contract section 8), secrets removed; false when it cannot be
+ * (no spool, full, not writable, or a body that is not one JSON object): then 503.
+ */
+static bool
+spool_request(Request *req)
+{
+	Buf body;
+	SpoolResult r = SPOOL_FAILED;
+
+	if (!spool_enabled())
+		return false;
+	buf_init(&body);
+	if (json_drop_secrets(req->payload.data ? req->payload.data : "", req->payload.len, &body))
+		r = spool_write(&(SpoolRecord){.body = body.data,
+									   .body_len = body.len,
+									   .key_name = req->key_name,
+									   .client_addr = req->client,
+									   .minimal = req->param_key,
+									   .received_us = req->received_us});
+	buf_free(&body);
+	return r == SPOOL_OK;
+}
+
+/*
  * The database could not serve req: true when it is to try again later (--db-wait, contract
  * section 8), deferred with no thread held; false when its wait is over (or the shim stops).
  */
@@ -794,13 +840,15 @@ run_intakes(void **args, const bool *expired, int n)
 {
 	IntakeCall calls[64];
 	IntakeCall *live[64];
+	bool calls_made[64] = {false};
 	int nlive = 0;
 
 	for (int i = 0; i < n; i++)
 	{
 		Request *req = args[i];
 
-		if (expired[i])
+		/* while the spool holds requests, new ones join its end: arrival order is kept */
+		if (expired[i] || (spool_enabled() && spool_depth() > 0))
 		{
 			req->outcome = DB_UNAVAILABLE;
 			continue;
@@ -810,6 +858,7 @@ run_intakes(void **args, const bool *expired, int n)
 								.key_name = req->key_name,
 								.client_addr = req->client,
 								.param_key = req->param_key};
+		calls_made[i] = true;
 		live[nlive++] = &calls[i];
 	}
 	if (nlive > 0)
@@ -818,13 +867,16 @@ run_intakes(void **args, const bool *expired, int n)
 	{
 		Request *req = args[i];
 
-		if (!expired[i])
+		if (calls_made[i])
 		{
 			req->outcome = calls[i].outcome;
 			req->result = calls[i].result;
 		}
-		if (req->outcome == DB_UNAVAILABLE && wait_for_database(req))
+		if (req->outcome == DB_UNAVAILABLE && !(spool_enabled() && spool_depth() > 0) &&
+			wait_for_database(req))
 			continue;
+		if (req->outcome == DB_UNAVAILABLE)
+			req->spooled = spool_request(req);
 		resume(req);
 	}
 }
@@ -843,12 +895,30 @@ submit(struct MHD_Connection *con, Request *req)
 	return MHD_YES;
 }
 
-/* After the worker: the extension's status and body, or 303, 503, 500. */
+/* A spooled request: 202 (contract section 6), or the browser flow's 303 without a lead id. */
+static enum MHD_Result
+respond_spooled(struct MHD_Connection *con, Request *req)
+{
+	static const char body[] = "{\"success\": true, \"queued\": true, \"message\": \"Lead queued: "
+							   "the database is unavailable\"}";
+	static const IntakeResult queued = {.dashboard_query = "from_dialer=true&queued=true"};
+
+	if (req->redirect && shim_config.dashboard_url)
+		return respond_redirect(con, req,
+								&(IntakeResult){.status = 202,
+												.response = (char *) body,
+												.dashboard_query = queued.dashboard_query});
+	return respond_json(con, req, 202, body, NULL, NULL);
+}
+
+/* After the worker: the extension's status and body, or 303, 202 (spooled), 503, 500. */
 static enum MHD_Result
 answer_intake(struct MHD_Connection *con, Request *req)
 {
 	IntakeResult *res = &req->result;
 
+	if (req->outcome == DB_UNAVAILABLE && req->spooled)
+		return respond_spooled(con, req);
 	if (req->outcome == DB_UNAVAILABLE)
 		return respond_unavailable(con, req);
 	if (req->outcome == DB_ERROR)
@@ -998,6 +1068,7 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 	if (req == NULL)
 		return NULL;
 	req->start = now_monotonic();
+	req->received_us = wall_clock_us();
 	params_init(&req->query_params);
 	buf_init(&req->body);
 	buf_init(&req->payload);

@@ -57,6 +57,11 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	ratelimit_init(shim_config.rate_limit);
+	if (shim_config.spool_dir && !spool_open(shim_config.spool_dir, err, sizeof(err)))
+	{
+		fprintf(stderr, "%s: --spool-dir: %s\n", SHIM_NAME, err);
+		return EXIT_CONFIG;
+	}
 
 	/* the signals are taken by sigwait below; every thread started later inherits this */
 	signal(SIGPIPE, SIG_IGN);
@@ -75,6 +80,11 @@ main(int argc, char **argv)
 	if (!work_start(shim_config.pool_size))
 	{
 		fprintf(stderr, "%s: cannot start the worker threads\n", SHIM_NAME);
+		return 1;
+	}
+	if (!spool_start())
+	{
+		fprintf(stderr, "%s: cannot start the thread that sends the spool\n", SHIM_NAME);
 		return 1;
 	}
 	daemon = http_start();
@@ -118,7 +128,8 @@ main(int argc, char **argv)
 	while (metrics_inflight() > 0 && now_monotonic() < deadline)
 		sleep_ms(20);
 	http_stop(daemon);
-	log_stop(); /* the last request lines: none is lost on a normal stop */
+	spool_stop(); /* what it still holds is sent by the next start */
+	log_stop();   /* the last request lines: none is lost on a normal stop */
 	pool_shutdown();
 	log_msg("stopped");
 	return 0;

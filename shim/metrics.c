@@ -54,6 +54,40 @@ metrics_inflight(void)
 	return atomic_load(&inflight);
 }
 
+static void
+render_spool(Buf *out)
+{
+	SpoolStats ss;
+
+	spool_stats(&ss);
+	buf_printf(out,
+			   "# HELP leadintake_db_wait_requests Requests waiting for the database (--db-wait).\n"
+			   "# TYPE leadintake_db_wait_requests gauge\n"
+			   "leadintake_db_wait_requests %u\n",
+			   work_deferred());
+	if (!ss.enabled)
+		return;
+	buf_printf(
+		out,
+		"# HELP leadintake_spool_depth Requests in the spool, not yet sent to the database.\n"
+		"# TYPE leadintake_spool_depth gauge\n"
+		"leadintake_spool_depth %u\n"
+		"# HELP leadintake_spool_bytes Bytes the spool's requests take on disk.\n"
+		"# TYPE leadintake_spool_bytes gauge\n"
+		"leadintake_spool_bytes %llu\n"
+		"# HELP leadintake_spool_oldest_age_seconds Age of the oldest spooled request.\n"
+		"# TYPE leadintake_spool_oldest_age_seconds gauge\n"
+		"leadintake_spool_oldest_age_seconds %.3f\n"
+		"# HELP leadintake_spool_requests_total Spooled requests: written, sent to the "
+		"database, or kept in failed/ after a database error.\n"
+		"# TYPE leadintake_spool_requests_total counter\n"
+		"leadintake_spool_requests_total{event=\"written\"} %llu\n"
+		"leadintake_spool_requests_total{event=\"sent\"} %llu\n"
+		"leadintake_spool_requests_total{event=\"failed\"} %llu\n",
+		ss.depth, (unsigned long long) ss.bytes, ss.oldest_age, (unsigned long long) ss.spooled,
+		(unsigned long long) ss.replayed, (unsigned long long) ss.failed);
+}
+
 void
 metrics_render(Buf *out)
 {
@@ -101,6 +135,7 @@ metrics_render(Buf *out)
 			   "leadintake_http_connections_refused_total %lu\n",
 			   atomic_load(&refused));
 
+	render_spool(out);
 	pool_stats(&ps);
 	buf_printf(out,
 			   "# HELP leadintake_db_pool_size Database connections the pool may hold.\n"

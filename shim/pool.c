@@ -20,11 +20,19 @@
 	"FROM leadintake.http_intake($1::bytea, $2, $3::inet, $4::boolean)"
 #define STMT_NPARAMS 4
 
+/* A spooled request's call: the same with the time the shim received it (contract section 8). */
+#define SPOOL_STMT_NAME "leadintake_spool_intake"
+#define SPOOL_STMT_SQL                                                                             \
+	"SELECT status, response, dashboard_query "                                                    \
+	"FROM leadintake.spool_intake($1::bytea, $2, $3::inet, $4::boolean, $5::timestamptz)"
+#define SPOOL_NPARAMS 5
+
 /* OIDs of the parameter types: bytea, text, inet, boolean */
-#define BYTEAOID 17
-#define TEXTOID  25
-#define INETOID  869
-#define BOOLOID  16
+#define BYTEAOID       17
+#define TEXTOID        25
+#define INETOID        869
+#define BOOLOID        16
+#define TIMESTAMPTZOID 1184
 
 /* $4, minimal: the key came as an api_key parameter (contract section 7) */
 #define MINIMAL_TEXT(param_key) ((param_key) ? "t" : "f")
@@ -68,6 +76,7 @@ set_db_state(bool up, const char *why)
 	{
 		log_msg(old == -1 ? "connected to the database" : "the database answers again");
 		work_wake_deferred(); /* the requests waiting for it (--db-wait) go now */
+		spool_wake();
 	}
 	else if (!up && old != 0)
 		log_msg("the database is unavailable (requests wait up to --db-wait, %u s, for it): %s",
@@ -172,17 +181,22 @@ idle_conn_alive(PGconn *conn)
 	return false; /* still talking while idle: do not trust it */
 }
 
-/* Runs one setup command on a new connection; false with the error in err. */
+/*
+ * Runs one setup command on a new connection: sql, or with a name the statement prepared
+ * under it (the parameters: bytea, text, inet, boolean, then timestamptz); false with err.
+ */
 static bool
-setup_command(PGconn *conn, bool prepare, const char *sql, char *err, size_t errlen)
+setup_command(PGconn *conn, const char *prepare_as, int nparams, const char *sql, char *err,
+			  size_t errlen)
 {
-	static const unsigned int types[STMT_NPARAMS] = {BYTEAOID, TEXTOID, INETOID, BOOLOID};
+	static const unsigned int types[SPOOL_NPARAMS] = {BYTEAOID, TEXTOID, INETOID, BOOLOID,
+													  TIMESTAMPTZOID};
 	PGresult *r;
 	bool ok;
 	int sent;
 
-	if (prepare)
-		sent = PQsendPrepare(conn, STMT_NAME, sql, STMT_NPARAMS, types);
+	if (prepare_as)
+		sent = PQsendPrepare(conn, prepare_as, sql, nparams, types);
 	else
 		sent = PQsendQuery(conn, sql);
 	if (!sent)
@@ -234,8 +248,9 @@ connect_db(char *err, size_t errlen)
 	}
 	PQsetNoticeProcessor(conn, ignore_notice, NULL);
 	snprintf(sql, sizeof(sql), "SET statement_timeout = %u", shim_config.query_timeout_ms);
-	if (!setup_command(conn, false, sql, err, errlen) ||
-		!setup_command(conn, true, STMT_SQL, err, errlen))
+	if (!setup_command(conn, NULL, 0, sql, err, errlen) ||
+		!setup_command(conn, STMT_NAME, STMT_NPARAMS, STMT_SQL, err, errlen) ||
+		!setup_command(conn, SPOOL_STMT_NAME, SPOOL_NPARAMS, SPOOL_STMT_SQL, err, errlen))
 	{
 		PQfinish(conn);
 		return NULL;
@@ -471,24 +486,20 @@ count_outcome(DbOutcome outcome)
 		atomic_fetch_add(&n_errors, 1);
 }
 
-DbOutcome
-pool_intake(const char *body, size_t body_len, const char *key_name, const char *client_addr,
-			bool param_key, IntakeResult *result)
+/* One prepared call on a pooled connection (the body, $1, in binary: as it came). */
+static DbOutcome
+call_prepared(const char *stmt, int nparams, const char *const *values, const int *lengths,
+			  IntakeResult *result)
 {
+	static const int formats[SPOOL_NPARAMS] = {1, 0, 0, 0, 0};
 	Slot *slot;
 	PGresult *r = NULL;
 	DbOutcome outcome;
 	bool drop_conn = false;
-	const char *values[STMT_NPARAMS];
-	int lengths[STMT_NPARAMS] = {0, 0, 0, 0};
-	static const int formats[STMT_NPARAMS] = {1, 0, 0, 0}; /* the body in binary: as it came */
 
 	result->status = 0;
 	result->response = NULL;
 	result->dashboard_query = NULL;
-	if (body_len > (size_t) 0x7fffffff)
-		return DB_ERROR;
-
 	slot = acquire();
 	if (slot == NULL)
 	{
@@ -501,13 +512,7 @@ pool_intake(const char *body, size_t body_len, const char *key_name, const char 
 		atomic_fetch_add(&n_unavailable, 1);
 		return DB_UNAVAILABLE;
 	}
-
-	values[0] = body ? body : "";
-	lengths[0] = (int) body_len;
-	values[1] = key_name;
-	values[2] = (client_addr && *client_addr) ? client_addr : NULL;
-	values[3] = MINIMAL_TEXT(param_key);
-	if (PQsendQueryPrepared(slot->conn, STMT_NAME, STMT_NPARAMS, values, lengths, formats, 0))
+	if (PQsendQueryPrepared(slot->conn, stmt, nparams, values, lengths, formats, 0))
 		r = await_result(slot->conn,
 						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
 	outcome = classify(slot->conn, r, &drop_conn);
@@ -519,6 +524,41 @@ pool_intake(const char *body, size_t body_len, const char *key_name, const char 
 	release(slot);
 	count_outcome(outcome);
 	return outcome;
+}
+
+DbOutcome
+pool_intake(const char *body, size_t body_len, const char *key_name, const char *client_addr,
+			bool param_key, IntakeResult *result)
+{
+	const char *values[STMT_NPARAMS] = {body ? body : "", key_name,
+										(client_addr && *client_addr) ? client_addr : NULL,
+										MINIMAL_TEXT(param_key)};
+	int lengths[STMT_NPARAMS] = {(int) body_len, 0, 0, 0};
+
+	if (body_len > (size_t) 0x7fffffff)
+		return DB_ERROR;
+	return call_prepared(STMT_NAME, STMT_NPARAMS, values, lengths, result);
+}
+
+DbOutcome
+pool_spool_intake(const SpoolRecord *rec, IntakeResult *result)
+{
+	char received[64];
+	time_t secs = (time_t) (rec->received_us / 1000000);
+	struct tm tm;
+	const char *values[SPOOL_NPARAMS] = {
+		rec->body, rec->key_name && *rec->key_name ? rec->key_name : NULL,
+		(rec->client_addr && *rec->client_addr) ? rec->client_addr : NULL,
+		MINIMAL_TEXT(rec->minimal), received};
+	int lengths[SPOOL_NPARAMS] = {(int) rec->body_len, 0, 0, 0, 0};
+
+	gmtime_r(&secs, &tm);
+	strftime(received, sizeof(received), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(received + strlen(received), sizeof(received) - strlen(received), ".%06lldZ",
+			 rec->received_us % 1000000);
+	if (rec->body_len > (size_t) 0x7fffffff)
+		return DB_ERROR;
+	return call_prepared(SPOOL_STMT_NAME, SPOOL_NPARAMS, values, lengths, result);
 }
 
 /* Sends what libpq holds for conn, reading meanwhile so the server never blocks on us. */

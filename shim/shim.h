@@ -45,6 +45,8 @@ typedef struct ShimConfig
 	unsigned query_timeout_ms;       /* statement_timeout, and the client's own bound */
 	unsigned drain_timeout;          /* seconds SIGTERM waits for requests in flight */
 	unsigned db_wait;                /* seconds a request waits for an unavailable database */
+	const char *spool_dir;           /* NULL: no spool (503 after --db-wait) */
+	uint64_t spool_max;              /* bytes */
 } ShimConfig;
 
 extern ShimConfig shim_config;
@@ -100,11 +102,62 @@ extern size_t params_lookup(const Params *p, const char *name, const Param **fir
 extern bool param_key_is(const Param *param, const char *name, bool ignore_case);
 /* True when the parameter's key is a secret of contract section 3 (any case). */
 extern bool param_is_secret(const Param *param);
+/* The same for a key of len bytes (ASCII, any case). */
+extern bool key_is_secret(const char *key, size_t len);
 /*
  * Writes the parameters as one JSON object of strings; a repeated key becomes an array of
  * strings (nothing else is dropped). Secret keys (param_is_secret) are left out.
  */
 extern void form_to_json(const Params *p, Buf *out);
+
+/* ---------------------------------------------------------------- jsonsecrets.c */
+
+/*
+ * The JSON object s without its top-level members whose key is a secret (key_is_secret),
+ * the others as they were; false when s is not one JSON object (out is then incomplete).
+ */
+extern bool json_drop_secrets(const char *s, size_t len, Buf *out);
+
+/* ---------------------------------------------------------------- spool.c */
+
+typedef struct SpoolRecord
+{
+	const char *body; /* secrets already removed */
+	size_t body_len;
+	const char *key_name;
+	const char *client_addr;
+	bool minimal;
+	long long received_us; /* the shim received the request: Unix time in microseconds */
+} SpoolRecord;
+
+typedef enum SpoolResult
+{
+	SPOOL_OK,    /* on disk and fsynced: 202 */
+	SPOOL_FULL,  /* --spool-max reached: 503 */
+	SPOOL_FAILED /* not writable: 503 */
+} SpoolResult;
+
+typedef struct SpoolStats
+{
+	bool enabled;
+	unsigned depth;    /* requests waiting in the spool */
+	uint64_t bytes;    /* their size on disk */
+	double oldest_age; /* seconds since the oldest was received; 0 when empty */
+	uint64_t spooled, replayed, failed;
+} SpoolStats;
+
+/* Creates DIR/tmp, DIR/new, DIR/failed (0700), forgets tmp/, counts new/; false with err. */
+extern bool spool_open(const char *dir, char *err, size_t errlen);
+extern bool spool_enabled(void);
+extern unsigned spool_depth(void);
+/* Writes r durably (tmp/, fsync, rename into new/, fsync new/). */
+extern SpoolResult spool_write(const SpoolRecord *r);
+/* The replayer thread: sends new/ in arrival order whenever the database answers. */
+extern bool spool_start(void);
+/* The database answers again: the replayer goes now rather than at its next try. */
+extern void spool_wake(void);
+extern void spool_stop(void);
+extern void spool_stats(SpoolStats *s);
 
 /* ---------------------------------------------------------------- keys.c */
 
@@ -192,6 +245,8 @@ typedef struct IntakeCall
  * pool_intake would give it.
  */
 extern void pool_intake_batch(IntakeCall *const *calls, int n);
+/* A spooled request's one call (leadintake.spool_intake: logged as source spool). */
+extern DbOutcome pool_spool_intake(const SpoolRecord *rec, IntakeResult *result);
 /* SELECT 1 through the pool (healthz). */
 extern DbOutcome pool_ping(void);
 extern void pool_stats(PoolStats *stats);

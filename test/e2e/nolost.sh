@@ -7,6 +7,13 @@
 #      distinct leads (test/e2e/load.py): every request is answered 201, none 503, and every
 #      one is a stored lead, row by row, with exactly one intake_log row.
 #   2. --db-wait 0 (the old behaviour, for contrast): the same outage answers 503.
+#   3. --spool-dir, an outage longer than --db-wait: every answer is 201 or 202, none 503;
+#      once the spool drains every one is a stored lead with one intake_log row, the spooled
+#      ones logged with source 'spool' and the time the shim received them; /healthz and
+#      /metrics show the spool's depth and age; its files are 0600 and hold no secret.
+#   4. kill -9 of the shim while its spool holds requests: the next start sends them all.
+#   5. A full spool (--spool-max) and an unwritable one answer 503, never 500, and lose
+#      nothing already spooled.
 #
 # It stops and starts the database: the cluster of scripts/test.sh
 # (LEADINTAKE_CLUSTER_DIR), left running, or with nothing set a throwaway one of its own.
@@ -57,7 +64,7 @@ KEY=nolost-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf 'nolost:%s\n' "$KEY" >"$T/keys"
 chmod 600 "$T/keys"
 
-echo "1..8"
+echo "1..27"
 
 start_shim() {
     local name=$1
@@ -111,4 +118,102 @@ if start_shim nowait --db-wait 0; then
     is "... every 201 is one stored lead (row by row)" "$(not_stored N)" ""
 else
     for _ in 1 2 3; do not_ok "the shim starts with --db-wait 0" "$(cat "$T/nowait.err")"; done
+fi
+
+# ================================================================ 3. the spool
+SPOOL=$T/spool
+if start_shim spool --db-wait 2 --spool-dir "$SPOOL"; then
+    "$PY" "$LOAD" "$URL_spool" "$KEY" S 30 0.1 >"$T/S" &
+    LOADPID=$!
+    sleep 0.5
+    li_cluster_ctl "$CLUSTER" stop >/dev/null || bail "cannot stop the database"
+    # a JSON body with secrets, while the database is away
+    SECRETBODY=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -H "X-Dialer-Api-Key: $KEY" \
+        -H 'Content-Type: application/json' \
+        --data-binary '{"user": "agent1", "lead_id": "S-SECRET", "pass": "SPOOLSECRET1", "Phone_Pass": "SPOOLSECRET2", "note\u0073": "kept"}' \
+        "$URL_spool/api/leads/from-dialer/")
+    is "a JSON body with secrets while the database is away: 202" "$SECRETBODY" 202
+    sleep 4
+    HEALTH=$(curl -s --max-time 5 "$URL_spool/healthz")
+    like "/healthz shows the spool's depth and oldest age" "$HEALTH" \
+        '"database": "down", "spool": \{"depth": [1-9][0-9]*, "oldest_age_seconds": [0-9.]+\}'
+    like "/metrics too" "$(curl -s --max-time 5 "$URL_spool/metrics" | grep '^leadintake_spool_depth ')" \
+        '^leadintake_spool_depth [1-9]'
+    is "every spool file is mode 0600" \
+        "$(find "$SPOOL/new" -type f ! -perm 0600 | wc -l) $(find "$SPOOL/new" -type f | wc -l | sed 's/^0$/none/')" \
+        "0 $(find "$SPOOL/new" -type f | wc -l)"
+    is "no secret is in the spool" "$(grep -rl 'SPOOLSECRET' "$SPOOL" | wc -l)" 0
+    UP_AT=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+    li_cluster_ctl "$CLUSTER" start >/dev/null || bail "cannot start the database"
+    wait "$LOADPID"
+    for _ in $(seq 1 100); do
+        [ -z "$(ls -A "$SPOOL/new")" ] && break
+        sleep 0.1
+    done
+    is "outage longer than --db-wait with a spool: every answer 201 or 202 ($(statuses S))" \
+        "$(awk '$2 != 201 && $2 != 202' "$T/S" | wc -l)" 0
+    like "... some were spooled (202)" "$(awk '$2 == 202' "$T/S" | wc -l)" "^[1-9]"
+    is "the spool drained once the database answered" "$(ls -A "$SPOOL/new" | wc -l)" 0
+    N202=$(grep -c ' 202$' "$T/S")
+    sed -i 's/ 202$/ 201/' "$T/S"
+    is "... every request is one stored lead with one intake_log row (row by row)" "$(not_stored S)" ""
+    is "... the spooled ones are logged with source spool, received before the database came back" \
+        "$(q -c "SELECT count(*) FROM leadintake.intake_log WHERE source = 'spool'
+                   AND received_at < '$UP_AT'::timestamptz
+                   AND key_name = 'nolost' AND client_addr = '127.0.0.1'")" \
+        "$((N202 + 1))" # the 202s of the load, and the JSON body with secrets
+    is "the JSON body was stored without its secrets" \
+        "$(q -c "SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'S-SECRET' AND notes = 'kept'
+                 AND NOT extra::text LIKE '%SPOOLSECRET%'")/$(q -c "SELECT count(*) FROM leadintake.intake_log WHERE payload::text LIKE '%SPOOLSECRET%'")" "1/0"
+else
+    for _ in $(seq 1 11); do not_ok "the shim starts with --spool-dir" "$(cat "$T/spool.err")"; done
+fi
+
+# ================================================================ 4. kill -9 with a spool
+SPOOL2=$T/spool2
+if start_shim killed --db-wait 1 --spool-dir "$SPOOL2"; then
+    li_cluster_ctl "$CLUSTER" stop >/dev/null || bail "cannot stop the database"
+    "$PY" "$LOAD" "$URL_killed" "$KEY" K 10 0.05 >"$T/K"
+    is "database away: 10 requests spooled (202)" "$(grep -c ' 202$' "$T/K")" 10
+    kill -KILL "$PID_killed"
+    wait "$PID_killed" 2>/dev/null
+    is "kill -9: the 10 files are still in the spool" "$(ls -A "$SPOOL2/new" | wc -l)" 10
+    li_cluster_ctl "$CLUSTER" start >/dev/null || bail "cannot start the database"
+    if start_shim restarted --spool-dir "$SPOOL2"; then
+        for _ in $(seq 1 100); do
+            [ -z "$(ls -A "$SPOOL2/new")" ] && break
+            sleep 0.1
+        done
+        is "the next start sends them all" "$(ls -A "$SPOOL2/new" | wc -l)" 0
+        sed -i 's/ 202$/ 201/' "$T/K"
+        is "... each is one stored lead with one intake_log row (row by row)" "$(not_stored K)" ""
+        like "... and said so at start" "$(cat "$T/restarted.err")" "the spool holds 10 requests from before"
+    else
+        for _ in 1 2 3; do not_ok "the shim restarts on its spool" "$(cat "$T/restarted.err")"; done
+    fi
+else
+    for _ in 1 2 3 4 5; do not_ok "the shim starts with --spool-dir" "$(cat "$T/killed.err")"; done
+fi
+
+# ================================================================ 5. full, unwritable
+SPOOL3=$T/spool3
+if start_shim full --db-wait 0 --spool-dir "$SPOOL3" --spool-max 2k; then
+    li_cluster_ctl "$CLUSTER" stop >/dev/null || bail "cannot stop the database"
+    "$PY" "$LOAD" "$URL_full" "$KEY" F 20 0.02 >"$T/F"
+    like "a full spool (--spool-max 2k): 202 until full, then 503, never 500 ($(statuses F))" \
+        "$(awk '$2 != 202 && $2 != 503' "$T/F" | wc -l) $(grep -c ' 503$' "$T/F")" "^0 [1-9]"
+    rm -rf "$SPOOL3/tmp" && touch "$SPOOL3/tmp" # a spool that cannot be written
+    is "an unwritable spool: 503" \
+        "$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' -H "X-Dialer-Api-Key: $KEY" \
+            -H 'Content-Type: application/json' --data-binary '{"user": "agent1", "lead_id": "F-X"}' \
+            "$URL_full/api/leads/from-dialer/")" 503
+    li_cluster_ctl "$CLUSTER" start >/dev/null || bail "cannot start the database"
+    for _ in $(seq 1 100); do
+        [ -z "$(ls -A "$SPOOL3/new")" ] && break
+        sleep 0.1
+    done
+    sed -i 's/ 202$/ 201/' "$T/F"
+    is "... and what was spooled is stored all the same (row by row)" "$(not_stored F)" ""
+else
+    for _ in 1 2 3; do not_ok "the shim starts with --spool-max" "$(cat "$T/full.err")"; done
 fi
