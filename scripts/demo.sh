@@ -111,7 +111,8 @@ if [ -x "$SHIM" ]; then
         li_log "warning: port $HTTP_PORT is in use (set LEADINTAKE_DEMO_HTTP_PORT): shim not started"
     else
         echo "== shim"
-        "$SHIM" --db "$SHIM_CONNINFO" --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$KEY_FILE" &
+        "$SHIM" --db "$SHIM_CONNINFO" --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$KEY_FILE" \
+            --spool-dir "$WORK/spool" &
         SHIM_PID=$!
         up=0
         for _ in $(seq 1 100); do
@@ -156,6 +157,8 @@ The same as a VICIdial web form / dispo URL would send it (GET with query parame
   curl -sS -H 'X-Dialer-Api-Key: $KEY' '$URL?user=agent3&lead_id=DEMO3&first_name=Ann&last_name=Lee&phone_number=07700+900789'
 
 Health: curl -sS http://127.0.0.1:$HTTP_PORT/healthz    Metrics: curl -sS http://127.0.0.1:$HTTP_PORT/metrics
+While PostgreSQL is away, requests wait up to 10 s (--db-wait), then go to the spool in
+$WORK/spool (answered 202, sent when it is back).
 The shim logs one JSON line per request below.
 EOF
 fi

@@ -260,15 +260,17 @@ SELECT is(
            ORDER BY 1),
     CASE r WHEN 'leadintake_shim'
            THEN ARRAY['leadintake.http_intake(bytea,text,inet)',
-                      'leadintake.http_intake(bytea,text,inet,boolean)']
+                      'leadintake.http_intake(bytea,text,inet,boolean)',
+                      'leadintake.spool_intake(bytea,text,inet,boolean,timestamp with time zone)']
            ELSE ARRAY[]::text[] END,
     r || ': the functions it may execute beyond PUBLIC''s: '
-      || CASE r WHEN 'leadintake_shim' THEN 'http_intake only' ELSE 'none' END)
+      || CASE r WHEN 'leadintake_shim' THEN 'http_intake and spool_intake only' ELSE 'none' END)
   FROM unnest(ARRAY['leadintake_shim', 'leadintake_enqueue', 'leadintake_reader']) AS r;
-SELECT ok((SELECT bool_and(prosecdef) AND count(*) = 2 FROM pg_proc
+SELECT ok((SELECT bool_and(prosecdef) AND count(*) = 3 FROM pg_proc
             WHERE oid IN ('leadintake.http_intake(bytea,text,inet)'::regprocedure,
-                          'leadintake.http_intake(bytea,text,inet,boolean)'::regprocedure)),
-    'http_intake, both signatures, is SECURITY DEFINER (the shim reaches the tables only through it)');
+                          'leadintake.http_intake(bytea,text,inet,boolean)'::regprocedure,
+                          'leadintake.spool_intake(bytea,text,inet,boolean,timestamptz)'::regprocedure)),
+    'http_intake, both signatures, and spool_intake are SECURITY DEFINER (the shim reaches the tables only through them)');
 SELECT is(
     ARRAY(SELECT r FROM unnest(ARRAY['leadintake_shim', 'leadintake_enqueue', 'leadintake_reader']) AS r
            WHERE has_schema_privilege(r, 'leadintake', 'USAGE')
