@@ -83,6 +83,16 @@ pool_ping(void)
 	return DB_OK;
 }
 
+/* No spool here (no --spool-dir): a call of it is a bug. */
+DbOutcome
+pool_spool_intake(const SpoolRecord *rec, IntakeResult *result)
+{
+	(void) rec;
+	(void) result;
+	FAIL("pool_spool_intake called without a spool");
+	return DB_ERROR;
+}
+
 /*
  * Every payload the shim writes from a form or a query string goes through form_to_json:
  * linked with -Wl,--wrap=form_to_json, the call from http.c comes here first, and what it
