@@ -27,6 +27,12 @@
 #define SPOOL_MAGIC "leadintake-spool 1"
 /* A replay that finds the database away tries again this often (or when it answers). */
 #define RETRY_SECONDS 1
+/*
+ * A file whose call keeps failing as "cannot serve" (a lock, a timeout) while the database
+ * answers a plain SELECT would hold the whole spool behind it: after this many tries it goes
+ * to failed/ like a file the database refused.
+ */
+#define STUCK_TRIES 10
 /* File names read per directory scan: the oldest ones; the rest wait for the next scan. */
 #define SCAN_MAX 512
 
@@ -303,9 +309,12 @@ read_record(const char *path, char **text, SpoolRecord *rec)
 	return rec->received_us > 0;
 }
 
-/* One file's call; true when it left new/ (answered, or moved to failed/). */
+/*
+ * One file's call; true when it left new/ (answered, or moved to failed/). tries: how many
+ * times in a row this file's call found the database unable to serve it.
+ */
 static bool
-replay_one(const char *name)
+replay_one(const char *name, int tries)
 {
 	char path[4096], failed[4096];
 	char *text;
@@ -324,7 +333,7 @@ replay_one(const char *name)
 	free(text);
 	free(res.response);
 	free(res.dashboard_query);
-	if (outcome == DB_UNAVAILABLE)
+	if (outcome == DB_UNAVAILABLE && (tries < STUCK_TRIES || pool_ping() != DB_OK))
 		return false;
 	if (outcome == DB_OK)
 	{
@@ -376,6 +385,8 @@ static void *
 replay_main(void *unused)
 {
 	static char names[SCAN_MAX][64];
+	char last[64] = "";
+	int tries = 0;
 
 	(void) unused;
 	while (!stopping())
@@ -386,11 +397,15 @@ replay_main(void *unused)
 		bool blocked = false;
 
 		for (int i = 0; i < n && !stopping(); i++)
-			if (!replay_one(names[i]))
+		{
+			tries = strcmp(names[i], last) == 0 ? tries + 1 : 1;
+			memcpy(last, names[i], sizeof(last));
+			if (!replay_one(names[i], tries))
 			{
 				blocked = true; /* the database is away: keep the order, try later */
 				break;
 			}
+		}
 		if (n <= 0 || blocked)
 			replayer_sleep(RETRY_SECONDS);
 	}
