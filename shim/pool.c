@@ -250,7 +250,8 @@ connect_db(char *err, size_t errlen)
 	snprintf(sql, sizeof(sql), "SET statement_timeout = %u", shim_config.query_timeout_ms);
 	if (!setup_command(conn, NULL, 0, sql, err, errlen) ||
 		!setup_command(conn, STMT_NAME, STMT_NPARAMS, STMT_SQL, err, errlen) ||
-		!setup_command(conn, SPOOL_STMT_NAME, SPOOL_NPARAMS, SPOOL_STMT_SQL, err, errlen))
+		(spool_enabled() &&
+		 !setup_command(conn, SPOOL_STMT_NAME, SPOOL_NPARAMS, SPOOL_STMT_SQL, err, errlen)))
 	{
 		PQfinish(conn);
 		return NULL;
