@@ -277,6 +277,16 @@ param_is_secret(const Param *param)
 	return false;
 }
 
+/*
+ * redirect is the shim's instruction (contract section 7), not lead data: it never goes
+ * to the database. The key as the contract spells it; `Redirect` is data like any key.
+ */
+bool
+param_is_instruction(const Param *param)
+{
+	return param_key_is(param, "redirect", false);
+}
+
 bool
 param_key_is(const Param *param, const char *name, bool ignore_case)
 {
@@ -362,8 +372,8 @@ form_to_json(const Params *p, Buf *out)
 	}
 	for (i = 0; i < p->count; i++)
 	{
-		/* the shim's own credential and the dialer's secrets never go further */
-		if (param_is_secret(&p->items[i]))
+		/* the shim's credential, its redirect and the dialer's secrets never go further */
+		if (param_is_secret(&p->items[i]) || param_is_instruction(&p->items[i]))
 			continue;
 		slots[n].param = &p->items[i];
 		slots[n].pos = i;

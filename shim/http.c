@@ -480,16 +480,22 @@ param_key_ok(Request *req, const Params *params)
 	return keys_match(p->value, p->value_len, req->key_name, sizeof(req->key_name));
 }
 
-/* redirect=1 anywhere in the parameters. */
+/* redirect=1, true or yes (any case) anywhere in the parameters. */
 static bool
 wants_redirect(const Params *params)
 {
-	size_t i;
+	static const char *const yes[] = {"1", "true", "yes"};
 
-	for (i = 0; i < params->count; i++)
-		if (param_key_is(&params->items[i], "redirect", false) && params->items[i].value_len == 1 &&
-			params->items[i].value[0] == '1')
-			return true;
+	for (size_t i = 0; i < params->count; i++)
+	{
+		const Param *p = &params->items[i];
+
+		if (!param_is_instruction(p))
+			continue;
+		for (size_t k = 0; k < sizeof(yes) / sizeof(yes[0]); k++)
+			if (p->value_len == strlen(yes[k]) && strcasecmp(p->value, yes[k]) == 0)
+				return true;
+	}
 	return false;
 }
 
@@ -501,7 +507,7 @@ has_payload_params(const Params *params)
 
 	for (i = 0; i < params->count; i++)
 		if (!param_key_is(&params->items[i], "api_key", true) &&
-			!param_key_is(&params->items[i], "redirect", false))
+			!param_is_instruction(&params->items[i]))
 			return true;
 	return false;
 }

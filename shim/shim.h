@@ -99,9 +99,12 @@ extern size_t params_lookup(const Params *p, const char *name, const Param **fir
 extern bool param_key_is(const Param *param, const char *name, bool ignore_case);
 /* True when the parameter's key is a secret of contract section 3 (any case). */
 extern bool param_is_secret(const Param *param);
+/* True when the parameter is `redirect`, an instruction to the shim (section 7). */
+extern bool param_is_instruction(const Param *param);
 /*
  * Writes the parameters as one JSON object of strings; a repeated key becomes an array of
- * strings (nothing else is dropped). Secret keys (param_is_secret) are left out.
+ * strings (nothing else is dropped). Secret keys (param_is_secret) and redirect
+ * (param_is_instruction) are left out.
  */
 extern void form_to_json(const Params *p, Buf *out);
 
