@@ -414,6 +414,25 @@ respond_error(struct MHD_Connection *con, Request *req, int status, const char *
 	return ret;
 }
 
+/*
+ * The 401 says how to send a key (contract section 7): the header's name, and whether
+ * api_key in the URL is enabled here. One text for a missing and a wrong key: it never
+ * tells whether a given key exists.
+ */
+static enum MHD_Result
+respond_unauthorized(struct MHD_Connection *con, Request *req)
+{
+	return respond_error(con, req, 401,
+						 shim_config.allow_query_key
+							 ? "Missing or invalid API key: send it in the " KEY_HEADER
+							   " header, or as the api_key parameter of the query string or "
+							   "form body (enabled on this server)"
+							 : "Missing or invalid API key: send it in the " KEY_HEADER
+							   " header (an api_key parameter in the URL is not enabled on "
+							   "this server)",
+						 NULL, NULL);
+}
+
 static enum MHD_Result
 respond_unavailable(struct MHD_Connection *con, Request *req)
 {
@@ -683,7 +702,7 @@ first_call(struct MHD_Connection *con, Request *req, const char *method, const c
 			req->key_in_form = true; /* decided when the body is in */
 	}
 	if (!req->authed && !req->key_in_form)
-		return respond_error(con, req, 401, "Missing or invalid API key", NULL, NULL);
+		return respond_unauthorized(con, req);
 
 	if (req->kind == BODY_BAD)
 		return respond_error(con, req, 415,
@@ -900,7 +919,7 @@ finish_intake(struct MHD_Connection *con, Request *req)
 		req->authed = param_key_ok(req, &form);
 	if (!req->authed)
 	{
-		ret = respond_error(con, req, 401, "Missing or invalid API key", NULL, NULL);
+		ret = respond_unauthorized(con, req);
 		goto done;
 	}
 	if (!ratelimit_take(req->key_name, &retry_after))
