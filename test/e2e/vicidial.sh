@@ -9,6 +9,7 @@
 #   3. redirect (1, true, yes, any case) gives the 303; redirect is never stored in extra.
 #   4. The redirect's notes is the lead's notes, else its comments.
 #   5. A 401 names the header and says whether api_key in the URL is enabled here.
+#   6. The Dispo Call URL scripts/demo.sh prints (li_vicidial_url) is one the shim takes.
 #
 # Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
 # LEADINTAKE_TEST_TMP, PG* variables) or by hand with nothing set: it then starts a
@@ -58,7 +59,7 @@ H="X-Dialer-Api-Key: $KEY"
 API=/api/leads/from-dialer/
 DASH=https://crm.example.test/dashboard
 
-echo "1..25"
+echo "1..27"
 
 # start_shim NAME ARGS...: on a free loopback port; stdout in $T/NAME.out.
 start_shim() {
@@ -150,5 +151,16 @@ is "... a wrong key gets the very same answer (nothing says whether a key exists
 http "$URL_nokey$API?user=agent1&api_key=$KEY"
 like "without --allow-query-key: the 401 says api_key in the URL is not accepted here" \
     "$CODE $BODY" '^401 .*X-Dialer-Api-Key.*api_key.*not (enabled|accepted)'
+
+# ---------------------------------------------------------------- 6. the demo's dispo URL
+DEMO_URL=$(li_vicidial_url "$U$API" "$KEY" 2>/dev/null)
+is "li_vicidial_url: every field of docs/vicidial.md's URL as --A--field--B--, the key as api_key" \
+    "$(grep -o -- '--A--[A-Za-z_]*--B--' <<<"$DEMO_URL" | wc -l) $(grep -c "^$U$API?api_key=$KEY&" <<<"$DEMO_URL")" \
+    "$(grep -m1 '^https://crm.example.com/api/leads/from-dialer/?api_key=KEY&' "$ROOT/docs/vicidial.md" \
+        | grep -o -- '--A--[A-Za-z_]*--B--' | wc -l) 1"
+# as VICIdial sends it: user and lead_id filled in, every other variable left unexpanded
+http "$(sed 's/--A--user--B--/agent1/; s/--A--lead_id--B--/V-DEMO/' <<<"$DEMO_URL")"
+is "... and, filled in as VICIdial would, it creates the lead (201)" \
+    "$CODE $(col V-DEMO "coalesce(first_name, 'none')")" "201 none"
 
 exit $((FAILED > 0))
