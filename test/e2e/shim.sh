@@ -440,8 +440,8 @@ is "the same GET with the header key: the whole lead" \
     "$CODE $(jget "$BODY" lead.email) $(jget "$BODY" lead.date_of_birth) $(jget "$BODY" lead.comments)" \
     "201 priv@example.com 1970-05-06 private comment"
 http minhdrredir -H "$K1" "$U$API?user=agent1&lead_id=E2E-MIN&redirect=1"
-is "... and its 303 carries the stored name, phone and e-mail" "$CODE $(header Location)" \
-    "303 $DASH?from_dialer=true&lead_id=$MIN_ID&full_name=Eve%20Ate&phone=07700%20900556&email=priv%40example.com&notes="
+is "... and its 303 carries the stored name, phone, e-mail and comments (as notes)" "$CODE $(header Location)" \
+    "303 $DASH?from_dialer=true&lead_id=$MIN_ID&full_name=Eve%20Ate&phone=07700%20900556&email=priv%40example.com&notes=private%20comment"
 
 # ---------------------------------------------------------------- browser flow
 http redir -H "$K1" \
