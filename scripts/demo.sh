@@ -161,8 +161,7 @@ The same as a VICIdial web form / dispo URL would send it (GET with query parame
 VICIdial Dispo Call URL for this demo (paste it in the campaign's Dispo Call URL; VICIdial
 fills in every --A--field--B--; the shim runs with --allow-query-key for it):
   $(li_vicidial_url "$URL" "$KEY")
-RISK: a key in a URL is known to every agent and sits in VICIdial's and proxies' logs; use a
-key of its own, --allow-ip and TLS in production (docs/vicidial.md, "The query key and its risk").
+RISK: a key in a URL is known to every agent (browsers, VICIdial's and proxies' logs): docs/vicidial.md.
 
 Health: curl -sS http://127.0.0.1:$HTTP_PORT/healthz    Metrics: curl -sS http://127.0.0.1:$HTTP_PORT/metrics
 The shim logs one JSON line per request below.
