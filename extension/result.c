@@ -436,7 +436,10 @@ append_encoded(StringInfo buf, const char *name, const char *value, int len)
 	}
 }
 
-/* from_dialer=true&lead_id=..&full_name=..&phone=..&email=..&notes=.., URL-encoded. */
+/*
+ * from_dialer=true&lead_id=..&full_name=..&phone=..&email=..&notes=.., URL-encoded. notes is
+ * the lead's notes, else its comments: VICIdial sends comments (contract section 7).
+ */
 char *
 li_dashboard_query(JsonbContainer *lead)
 {
@@ -453,6 +456,8 @@ li_dashboard_query(JsonbContainer *lead)
 	for (int i = 0; i < lengthof(keys); i++)
 	{
 		v = getKeyJsonValueFromContainer(lead, keys[i], strlen(keys[i]), NULL);
+		if (strcmp(keys[i], "notes") == 0 && (v == NULL || v->type != jbvString))
+			v = getKeyJsonValueFromContainer(lead, "comments", 8, NULL);
 		if (v && v->type == jbvString)
 			append_encoded(&buf, keys[i], v->val.string.val, v->val.string.len);
 		else

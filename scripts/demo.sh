@@ -7,8 +7,9 @@
 # `leadintake` with the extension and three agents (agent1..agent3, dialer user ids
 # 1001..1003), the shim's login role `crm_shim` as docs/shim.md sets it up (scripts/lib.sh
 # li_shim_role_sql), writes a demo API key file and, when shim/leadintake-shim was built,
-# starts the HTTP shim as crm_shim. It prints how to send a lead with psql and with curl,
-# then waits: Ctrl-C (or SIGTERM) stops the shim and the cluster and deletes the temporary
+# starts the HTTP shim as crm_shim, with --allow-query-key (on the demo only: a key in a URL
+# is known to every agent; docs/vicidial.md). It prints how to send a lead with psql, with
+# curl and as a ready VICIdial Dispo Call URL (scripts/lib.sh li_vicidial_url), then waits: Ctrl-C (or SIGTERM) stops the shim and the cluster and deletes the temporary
 # directory.
 #
 # Environment:
@@ -111,8 +112,9 @@ if [ -x "$SHIM" ]; then
         li_log "warning: port $HTTP_PORT is in use (set LEADINTAKE_DEMO_HTTP_PORT): shim not started"
     else
         echo "== shim"
+        # --allow-query-key for the demo's VICIdial URL only: see the warning printed below
         "$SHIM" --db "$SHIM_CONNINFO" --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$KEY_FILE" \
-            --spool-dir "$WORK/spool" &
+            --allow-query-key --spool-dir "$WORK/spool" &
         SHIM_PID=$!
         up=0
         for _ in $(seq 1 100); do
@@ -155,6 +157,11 @@ Create a lead over HTTP:
 
 The same as a VICIdial web form / dispo URL would send it (GET with query parameters):
   curl -sS -H 'X-Dialer-Api-Key: $KEY' '$URL?user=agent3&lead_id=DEMO3&first_name=Ann&last_name=Lee&phone_number=07700+900789'
+
+VICIdial Dispo Call URL for this demo (paste it in the campaign's Dispo Call URL; VICIdial
+fills in every --A--field--B--; the shim runs with --allow-query-key for it):
+  $(li_vicidial_url "$URL" "$KEY")
+RISK: a key in a URL is known to every agent (browsers, VICIdial's and proxies' logs): docs/vicidial.md.
 
 Health: curl -sS http://127.0.0.1:$HTTP_PORT/healthz    Metrics: curl -sS http://127.0.0.1:$HTTP_PORT/metrics
 While PostgreSQL is away, requests wait up to 10 s (--db-wait), then go to the spool in

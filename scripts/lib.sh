@@ -24,6 +24,9 @@
 #   li_shim_role_sql ROLE         print the SQL that creates ROLE as the shim's login role
 #                                 (docs/shim.md): member of leadintake_shim, and no statement
 #                                 parameter (the request body) in the server log
+#   li_vicidial_url BASE KEY      print docs/vicidial.md's Dispo Call URL (every field as
+#                                 VICIdial's --A--field--B--) on BASE (the intake URL) with
+#                                 api_key=KEY (KEY URL-safe, e.g. hex); fails without it
 #   li_log MSG / li_die MSG       messages on stderr
 #
 # Variables
@@ -232,6 +235,16 @@ CREATE ROLE $1 LOGIN IN ROLE leadintake_shim;
 ALTER ROLE $1 SET log_parameter_max_length = 0;
 ALTER ROLE $1 SET log_parameter_max_length_on_error = 0;
 EOF
+}
+
+# One source for the URL: the line of docs/vicidial.md that admins paste (test/e2e/shim.sh
+# and vicidial.sh send it), so the demo never prints a URL the docs do not show.
+li_vicidial_url() {
+    local doc url
+    doc=https://crm.example.com/api/leads/from-dialer/
+    url=$(grep -m1 "^${doc}?api_key=KEY&" "$LI_ROOT/docs/vicidial.md") || return 1
+    url=${url#"$doc?api_key=KEY&"}
+    printf '%s?api_key=%s&%s\n' "$1" "$2" "$url"
 }
 
 li_build() {

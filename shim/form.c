@@ -1,9 +1,11 @@
 /*
  * form.c: application/x-www-form-urlencoded bodies and query strings (`+` is a space, %XX a
- * byte) decoded into parameters, and those written as one JSON object of strings.
+ * byte, a key or value that is not UTF-8 read as Windows-1252) decoded into parameters, and
+ * those written as one JSON object of strings.
  */
 #include "shim.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,6 +75,115 @@ decode(const char *s, size_t len, size_t *outlen)
 	return out;
 }
 
+/*
+ * Windows-1252's 0x80-0x9F (0xA0-0xFF are Latin-1, the code point itself). The five bytes
+ * cp1252 leaves undefined keep their Latin-1 code points (C1 controls), as MySQL's latin1,
+ * which VICIdial's database uses, and the WHATWG encoding standard do: nothing is lost.
+ */
+static const uint16_t cp1252_80_9f[32] = {
+	0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+	0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+	0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+};
+
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong, no surrogate), or 0. */
+static size_t
+utf8_seq(const unsigned char *s, size_t len)
+{
+	unsigned char c = s[0];
+	size_t n;
+	unsigned char lo = 0x80;
+	unsigned char hi = 0xBF;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+	{
+		n = 3;
+		lo = c == 0xE0 ? 0xA0 : 0x80;
+		hi = c == 0xED ? 0x9F : 0xBF;
+	}
+	else if (c >= 0xF0 && c <= 0xF4)
+	{
+		n = 4;
+		lo = c == 0xF0 ? 0x90 : 0x80;
+		hi = c == 0xF4 ? 0x8F : 0xBF;
+	}
+	else
+		return 0;
+	if (len < n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return n;
+}
+
+static bool
+utf8_valid(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len)
+	{
+		size_t n = utf8_seq((const unsigned char *) s + i, len - i);
+
+		if (n == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* Appends code point cp (below U+10000) as UTF-8; returns the bytes written. */
+static size_t
+put_utf8(char *out, unsigned cp)
+{
+	if (cp < 0x80)
+	{
+		out[0] = (char) cp;
+		return 1;
+	}
+	if (cp < 0x800)
+	{
+		out[0] = (char) (0xC0 | cp >> 6);
+		out[1] = (char) (0x80 | (cp & 0x3F));
+		return 2;
+	}
+	out[0] = (char) (0xE0 | cp >> 12);
+	out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
+	out[2] = (char) (0x80 | (cp & 0x3F));
+	return 3;
+}
+
+/*
+ * A decoded key or value that is not valid UTF-8 is Windows-1252 (VICIdial on a latin1
+ * database sends Jos%E9): replaced by its UTF-8 text. Valid UTF-8 is left as it is; each
+ * key and value is decided alone. False: out of memory (s unchanged).
+ */
+static bool
+to_utf8(char **s, size_t *len)
+{
+	const unsigned char *in = (const unsigned char *) *s;
+	char *out;
+	size_t n = 0;
+
+	if (utf8_valid(*s, *len))
+		return true;
+	out = malloc(*len * 3 + 1); /* at most 3 bytes a byte (U+20AC) */
+	if (out == NULL)
+		return false;
+	for (size_t i = 0; i < *len; i++)
+		n += put_utf8(out + n, in[i] >= 0x80 && in[i] <= 0x9F ? cp1252_80_9f[in[i] - 0x80] : in[i]);
+	out[n] = '\0';
+	free(*s);
+	*s = out;
+	*len = n;
+	return true;
+}
+
 bool
 form_parse(Params *p, const char *text, size_t len)
 {
@@ -97,7 +208,8 @@ form_parse(Params *p, const char *text, size_t len)
 			param.value = decode(eq + 1, seglen - klen - 1, &param.value_len);
 		else
 			param.value = decode("", 0, &param.value_len);
-		if (param.key == NULL || param.value == NULL)
+		if (param.key == NULL || param.value == NULL || !to_utf8(&param.key, &param.key_len) ||
+			!to_utf8(&param.value, &param.value_len))
 		{
 			free(param.key);
 			free(param.value);
@@ -163,6 +275,16 @@ key_is_secret(const char *key, size_t len)
 		if (strlen(secret_keys[i]) == len && strncasecmp(key, secret_keys[i], len) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * redirect is the shim's instruction (contract section 7), not lead data: it never goes
+ * to the database. The key as the contract spells it; `Redirect` is data like any key.
+ */
+bool
+param_is_instruction(const Param *param)
+{
+	return param_key_is(param, "redirect", false);
 }
 
 bool
@@ -256,8 +378,8 @@ form_to_json(const Params *p, Buf *out)
 	}
 	for (i = 0; i < p->count; i++)
 	{
-		/* the shim's own credential and the dialer's secrets never go further */
-		if (param_is_secret(&p->items[i]))
+		/* the shim's credential, its redirect and the dialer's secrets never go further */
+		if (param_is_secret(&p->items[i]) || param_is_instruction(&p->items[i]))
 			continue;
 		slots[n].param = &p->items[i];
 		slots[n].pos = i;

@@ -429,6 +429,25 @@ respond_error(struct MHD_Connection *con, Request *req, int status, const char *
 	return ret;
 }
 
+/*
+ * The 401 says how to send a key (contract section 7): the header's name, and whether
+ * api_key in the URL is enabled here. One text for a missing and a wrong key: it never
+ * tells whether a given key exists.
+ */
+static enum MHD_Result
+respond_unauthorized(struct MHD_Connection *con, Request *req)
+{
+	return respond_error(con, req, 401,
+						 shim_config.allow_query_key
+							 ? "Missing or invalid API key: send it in the " KEY_HEADER
+							   " header, or as the api_key parameter of the query string or "
+							   "form body (enabled on this server)"
+							 : "Missing or invalid API key: send it in the " KEY_HEADER
+							   " header (an api_key parameter in the URL is not enabled on "
+							   "this server)",
+						 NULL, NULL);
+}
+
 static enum MHD_Result
 respond_unavailable(struct MHD_Connection *con, Request *req)
 {
@@ -495,16 +514,22 @@ param_key_ok(Request *req, const Params *params)
 	return keys_match(p->value, p->value_len, req->key_name, sizeof(req->key_name));
 }
 
-/* redirect=1 anywhere in the parameters. */
+/* redirect=1, true or yes (any case) anywhere in the parameters. */
 static bool
 wants_redirect(const Params *params)
 {
-	size_t i;
+	static const char *const yes[] = {"1", "true", "yes"};
 
-	for (i = 0; i < params->count; i++)
-		if (param_key_is(&params->items[i], "redirect", false) && params->items[i].value_len == 1 &&
-			params->items[i].value[0] == '1')
-			return true;
+	for (size_t i = 0; i < params->count; i++)
+	{
+		const Param *p = &params->items[i];
+
+		if (!param_is_instruction(p))
+			continue;
+		for (size_t k = 0; k < sizeof(yes) / sizeof(yes[0]); k++)
+			if (p->value_len == strlen(yes[k]) && strcasecmp(p->value, yes[k]) == 0)
+				return true;
+	}
 	return false;
 }
 
@@ -516,7 +541,7 @@ has_payload_params(const Params *params)
 
 	for (i = 0; i < params->count; i++)
 		if (!param_key_is(&params->items[i], "api_key", true) &&
-			!param_key_is(&params->items[i], "redirect", false))
+			!param_is_instruction(&params->items[i]))
 			return true;
 	return false;
 }
@@ -703,7 +728,7 @@ first_call(struct MHD_Connection *con, Request *req, const char *method, const c
 			req->key_in_form = true; /* decided when the body is in */
 	}
 	if (!req->authed && !req->key_in_form)
-		return respond_error(con, req, 401, "Missing or invalid API key", NULL, NULL);
+		return respond_unauthorized(con, req);
 
 	if (req->kind == BODY_BAD)
 		return respond_error(con, req, 415,
@@ -934,6 +959,31 @@ answer_intake(struct MHD_Connection *con, Request *req)
 	return respond_json(con, req, res->status, res->response, NULL, NULL);
 }
 
+/*
+ * A form body that is, as a whole, one JSON object: what `curl -d '{...}'` sends, with the
+ * form content type. The rule (docs/shim.md): after leading and trailing white space, the
+ * first byte is `{` and the last is `}`. No form VICIdial sends looks so (its keys are
+ * names); the extension still validates the JSON.
+ */
+static bool
+is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n'; /* RFC 8259's white space */
+}
+
+static bool
+form_is_json_object(const Buf *body)
+{
+	size_t start = 0;
+	size_t end = body->len;
+
+	while (start < end && is_json_space(body->data[start]))
+		start++;
+	while (end > start && is_json_space(body->data[end - 1]))
+		end--;
+	return end - start >= 2 && body->data[start] == '{' && body->data[end - 1] == '}';
+}
+
 /* The last call: the whole body is in. */
 static enum MHD_Result
 finish_intake(struct MHD_Connection *con, Request *req)
@@ -950,6 +1000,8 @@ finish_intake(struct MHD_Connection *con, Request *req)
 		return respond_internal(con, req);
 
 	params_init(&form);
+	if (req->kind == BODY_FORM && req->body.len > 0 && form_is_json_object(&req->body))
+		req->kind = BODY_JSON; /* forwarded as it came, like a JSON body */
 	if (req->kind == BODY_FORM && req->body.len > 0 &&
 		!form_parse(&form, req->body.data, req->body.len))
 	{
@@ -960,7 +1012,7 @@ finish_intake(struct MHD_Connection *con, Request *req)
 		req->authed = param_key_ok(req, &form);
 	if (!req->authed)
 	{
-		ret = respond_error(con, req, 401, "Missing or invalid API key", NULL, NULL);
+		ret = respond_unauthorized(con, req);
 		goto done;
 	}
 	if (!ratelimit_take(req->key_name, &retry_after))

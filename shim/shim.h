@@ -104,9 +104,12 @@ extern bool param_key_is(const Param *param, const char *name, bool ignore_case)
 extern bool param_is_secret(const Param *param);
 /* The same for a key of len bytes (ASCII, any case). */
 extern bool key_is_secret(const char *key, size_t len);
+/* True when the parameter is `redirect`, an instruction to the shim (section 7). */
+extern bool param_is_instruction(const Param *param);
 /*
  * Writes the parameters as one JSON object of strings; a repeated key becomes an array of
- * strings (nothing else is dropped). Secret keys (param_is_secret) are left out.
+ * strings (nothing else is dropped). Secret keys (param_is_secret) and redirect
+ * (param_is_instruction) are left out.
  */
 extern void form_to_json(const Params *p, Buf *out);
 

@@ -3,10 +3,11 @@
  * and shim/buf.c (JSON string escaping).
  *
  * Input: a form body or query string, as is. Checked besides the sanitizers: each
- * parameter is decoded as a reference decoder says (`+` a space, %XX a byte, a bad % kept);
+ * parameter is decoded as a reference decoder says (`+` a space, %XX a byte, a bad % kept,
+ * then a key or value that is not UTF-8 read as Windows-1252);
  * the JSON is valid, one member per distinct key in the order keys first appear, a repeated
  * key an array in request order, the values decoded back byte for byte; no secret key of
- * contract section 3 (any case) appears in it, and param_is_secret agrees with the
+ * contract section 3 (any case) nor `redirect` appears in it, and param_is_secret agrees with the
  * contract's list; params_concat keeps every parameter.
  */
 #include "../../shim/shim.h"
@@ -48,6 +49,74 @@ ref_decode(const char *s, size_t len, char *out)
 	return n;
 }
 
+/* Windows-1252's 0x80-0x9F as UTF-8 text; the five undefined ones keep U+0080 + n. */
+static const char *const ref_cp1252[32] = {
+	"\u20ac",   "\xc2\x81", "\u201a", "\u0192", "\u201e", "\u2026",   "\u2020", "\u2021",
+	"\u02c6",   "\u2030",   "\u0160", "\u2039", "\u0152", "\xc2\x8d", "\u017d", "\xc2\x8f",
+	"\xc2\x90", "\u2018",   "\u2019", "\u201c", "\u201d", "\u2022",   "\u2013", "\u2014",
+	"\u02dc",   "\u2122",   "\u0161", "\u203a", "\u0153", "\xc2\x9d", "\u017e", "\u0178",
+};
+
+/* Strict UTF-8, by code point: shortest form, no surrogate, at most U+10FFFF. */
+static bool
+ref_utf8(const unsigned char *s, size_t len)
+{
+	static const unsigned long min[5] = {0, 0, 0x80, 0x800, 0x10000};
+
+	for (size_t i = 0; i < len;)
+	{
+		size_t n = s[i] < 0x80         ? 1
+				   : (s[i] >> 5) == 6  ? 2
+				   : (s[i] >> 4) == 14 ? 3
+				   : (s[i] >> 3) == 30 ? 4
+									   : 0;
+		unsigned long cp = n == 1 ? s[i] : s[i] & (0x7F >> n);
+
+		if (n == 0 || len - i < n)
+			return false;
+		for (size_t k = 1; k < n; k++)
+		{
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3F);
+		}
+		if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* The decoded bytes in out (room for 3 * len), converted from Windows-1252 unless UTF-8. */
+static size_t
+ref_text(char *out, size_t len)
+{
+	unsigned char *in;
+	size_t n = 0;
+
+	if (ref_utf8((const unsigned char *) out, len))
+		return len;
+	in = malloc(len + 1);
+	memcpy(in, out, len);
+	for (size_t i = 0; i < len; i++)
+	{
+		if (in[i] < 0x80)
+			out[n++] = (char) in[i];
+		else if (in[i] < 0xA0)
+		{
+			memcpy(out + n, ref_cp1252[in[i] - 0x80], strlen(ref_cp1252[in[i] - 0x80]));
+			n += strlen(ref_cp1252[in[i] - 0x80]);
+		}
+		else
+		{
+			out[n++] = (char) (0xC0 | in[i] >> 6);
+			out[n++] = (char) (0x80 | (in[i] & 0x3F));
+		}
+	}
+	free(in);
+	return n;
+}
+
 typedef struct Ref
 {
 	char *key;
@@ -55,6 +124,13 @@ typedef struct Ref
 	char *value;
 	size_t vlen;
 } Ref;
+
+/* redirect, the shim's instruction (docs/shim.md): never in the payload. */
+static bool
+is_redirect(const Ref *r)
+{
+	return r->klen == 8 && memcmp(r->key, "redirect", 8) == 0;
+}
 
 static bool
 is_api_key(const char *k, size_t len)
@@ -97,10 +173,12 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 			continue;
 		eq = memchr(seg, '=', seglen);
 		klen = eq ? (size_t) (eq - seg) : seglen;
-		refs[nrefs].key = malloc(klen + 1);
-		refs[nrefs].klen = ref_decode(seg, klen, refs[nrefs].key);
-		refs[nrefs].value = malloc(seglen + 1);
-		refs[nrefs].vlen = eq ? ref_decode(eq + 1, seglen - klen - 1, refs[nrefs].value) : 0;
+		refs[nrefs].key = malloc(3 * klen + 1);
+		refs[nrefs].klen = ref_text(refs[nrefs].key, ref_decode(seg, klen, refs[nrefs].key));
+		refs[nrefs].value = malloc(3 * seglen + 1);
+		refs[nrefs].vlen = eq ? ref_text(refs[nrefs].value,
+										 ref_decode(eq + 1, seglen - klen - 1, refs[nrefs].value))
+							  : 0;
 		if (is_api_key(refs[nrefs].key, refs[nrefs].klen))
 			napi++;
 		nrefs++;
@@ -156,7 +234,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 			size_t nvals = 0;
 			JcEntry *e;
 
-			if (done[i] || fuzz_is_secret(refs[i].key, refs[i].klen))
+			if (done[i] || fuzz_is_secret(refs[i].key, refs[i].klen) || is_redirect(&refs[i]))
 				continue;
 			if (k >= obj.count)
 				FAIL("the JSON has %zu members, fewer than the distinct keys", obj.count);
