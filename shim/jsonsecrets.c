@@ -170,8 +170,9 @@ value_end(const char *s, size_t len, size_t i, int depth)
 
 /*
  * The key of the string s[i..end) decoded enough to compare it with a secret's name: the
- * escapes \uXXXX of ASCII letters and '_' and the plain bytes; false when it is longer than
- * any secret's name (it is then no secret).
+ * escapes \u00XX and the plain bytes (no other escape decodes to ASCII); false when it is
+ * longer than any secret's name or holds a NUL (\u0000): it is then no secret, and a NUL
+ * in out would end it early ("pass\u0000" is not "pass").
  */
 static bool
 key_text(const char *s, size_t i, size_t end, char *out, size_t outlen)
@@ -191,7 +192,7 @@ key_text(const char *s, size_t i, size_t end, char *out, size_t outlen)
 		}
 		else if (c == '\\')
 			return false;
-		if (n + 1 >= outlen)
+		if (c == '\0' || n + 1 >= outlen)
 			return false;
 		out[n++] = c;
 	}
