@@ -185,7 +185,7 @@ main(int argc, char **argv)
 	if (mode == THREAD)
 		flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
 	else
-		flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+		flags |= MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
 	/* the thread-per-connection mode takes no pool: the option is left out (END) there */
 	struct MHD_OptionItem pool[2] = {
 		{mode == THREAD ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE, 2, NULL},
