@@ -8,7 +8,7 @@ OBJS = extension/leadintake.o extension/fields.o extension/payload.o extension/n
        extension/result.o extension/rowwrite.o extension/redact.o
 DATA = $(wildcard extension/leadintake--*.sql)
 
-REGRESS = tables payload agents upsert results callers redact minimal
+REGRESS = tables payload agents upsert results callers redact minimal invalid_keep
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 
 PG_CONFIG ?= pg_config

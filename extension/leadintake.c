@@ -26,6 +26,7 @@ void
 _PG_init(void)
 {
 	li_define_phone_guc();
+	li_define_payload_guc();
 	li_define_notifier();
 	li_define_agent_cache();
 	MarkGUCPrefixReserved("leadintake");
@@ -149,7 +150,7 @@ process_guarded(Intake *in, MemoryContext outer, Jsonb *jb, const char *body, in
 	in->response = NULL;
 	if (g.parsing)
 	{
-		FieldError *e = palloc(sizeof(FieldError));
+		FieldError *e = palloc0(sizeof(FieldError));
 
 		e->key = "body";
 		e->reason = edata->detail ? edata->detail : edata->message;

@@ -113,7 +113,17 @@ typedef struct FieldError
 {
 	char *key;
 	char *reason;
+	JsonbValue *sent; /* a warning's value as sent (kept in extra._invalid); else NULL */
 } FieldError;
+
+/* leadintake.invalid_fields (contract section 8) */
+typedef enum InvalidFields
+{
+	LI_INVALID_REJECT, /* a bad known field fails the call: 400 */
+	LI_INVALID_KEEP    /* it is stored as absent, kept in extra._invalid, and warned of */
+} InvalidFields;
+
+extern int li_invalid_fields;
 
 /* A payload read, normalised and validated (payload.c). */
 typedef struct Payload
@@ -122,6 +132,7 @@ typedef struct Payload
 	Jsonb *extra;             /* unknown keys as given; NULL when none */
 	Jsonb *logged;            /* the payload as received, secrets removed */
 	List *errors;             /* FieldError *, sorted by key */
+	List *warnings;           /* FieldError *, sorted by key: invalid values kept (keep) */
 	bool not_object;
 	bool identity_missing; /* neither dialer_user_id nor user */
 	bool name_part_sent;   /* first_name, middle_initial or last_name */
@@ -130,6 +141,7 @@ typedef struct Payload
 	char *phone_e164;      /* derived: the phone normalised for matching */
 } Payload;
 
+extern void li_define_payload_guc(void);
 extern void li_read_payload(Jsonb *jb, Payload *p);
 extern Jsonb *li_redact(Jsonb *jb, bool *changed);
 extern char *li_redact_text(const char *s);
@@ -168,8 +180,9 @@ typedef struct Intake
 	/* the outcome */
 	int status; /* HTTP status: 201, 400, 404, 500 */
 	int sqlstate;
-	char *error;   /* one sentence, as the HTTP body says it */
-	List *details; /* FieldError * for a 400 */
+	char *error;    /* one sentence, as the HTTP body says it */
+	List *details;  /* FieldError * for a 400 */
+	List *warnings; /* FieldError * for a 201 that kept invalid values */
 	int64 lead_id;
 	bool created;
 	const char *agent_username; /* the stored lead's agent, for NOTIFY */
@@ -258,7 +271,7 @@ typedef struct LeadRow
 } LeadRow;
 
 extern Jsonb *li_success_response(LeadRow *lead, bool created, LeadAgent *agent,
-								  const Payload *minimal_for, int64 *id);
+								  const Payload *minimal_for, List *warnings, int64 *id);
 extern char *li_dashboard_query(JsonbContainer *lead);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
 extern const char *const *li_lead_columns(int *n);

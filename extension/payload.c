@@ -13,16 +13,65 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/numeric.h"
+
+/* leadintake.invalid_fields: what a known field's bad value does (contract section 8). */
+int li_invalid_fields = LI_INVALID_REJECT;
+
+static const struct config_enum_entry invalid_fields_options[] = {
+	{"reject", LI_INVALID_REJECT, false},
+	{"keep", LI_INVALID_KEEP, false},
+	{NULL, 0, false},
+};
+
+void
+li_define_payload_guc(void)
+{
+	DefineCustomEnumVariable(
+		"leadintake.invalid_fields", "What a known field's invalid value does to the call.",
+		"reject: the call fails with 400 naming every bad field; keep: the field is stored as "
+		"absent, its value kept in extra._invalid, and the success body carries warnings.",
+		&li_invalid_fields, LI_INVALID_REJECT, invalid_fields_options, PGC_USERSET, 0, NULL, NULL,
+		NULL);
+}
+
+static FieldError *
+field_error(const char *key, int keylen, const char *reason)
+{
+	FieldError *e = palloc0(sizeof(FieldError));
+
+	e->key = pnstrdup(key, keylen);
+	e->reason = pstrdup(reason);
+	return e;
+}
 
 static void
 add_error(Payload *p, const char *key, int keylen, const char *reason)
 {
-	FieldError *e = palloc(sizeof(FieldError));
+	p->errors = lappend(p->errors, field_error(key, keylen, reason));
+}
 
-	e->key = pnstrdup(key, keylen);
-	e->reason = pstrdup(reason);
-	p->errors = lappend(p->errors, e);
+/*
+ * A known field's value that failed validation: under keep a warning that carries the value
+ * as sent (the field stays absent), else an error. A NUL byte is always an error: no text
+ * column, not even extra, can hold it.
+ */
+static void
+add_invalid(Payload *p, const char *key, int keylen, const char *reason, JsonbValue *sent,
+			bool keepable)
+{
+	FieldError *e;
+
+	if (li_invalid_fields != LI_INVALID_KEEP || !keepable)
+	{
+		add_error(p, key, keylen, reason);
+		return;
+	}
+	e = field_error(key, keylen, reason);
+	e->sent = palloc(sizeof(JsonbValue));
+	*e->sent = *sent; /* points into the payload, which outlives the call */
+	p->warnings = lappend(p->warnings, e);
 }
 
 static int
@@ -132,12 +181,14 @@ valid_email(const char *s, int len)
 	return false;
 }
 
+#define NUL_REASON "must not contain a NUL byte"
+
 /* Why a value of this kind is not acceptable, or NULL; s is NUL-terminated. */
 static const char *
 invalid_reason(const DialerField *f, const char *s, int len)
 {
 	if (memchr(s, '\0', len) != NULL)
-		return "must not contain a NUL byte";
+		return NUL_REASON;
 	/* The typed kinds' formats bound their length; their own message is clearer. */
 	if ((f->kind == FK_TEXT || f->kind == FK_IDENTITY || f->kind == FK_PHONE ||
 		 f->kind == FK_EMAIL || f->kind == FK_PHONE_CODE) &&
@@ -263,14 +314,14 @@ read_field(Payload *p, FieldId f, const char *key, int keylen, JsonbValue *v)
 			len = strlen(s);
 			break;
 		default:
-			add_error(p, key, keylen, "must be a single value, not an object or array");
+			add_invalid(p, key, keylen, "must be a single value, not an object or array", v, true);
 			return;
 	}
 	if (is_absent(s, len))
 		return;
 	s = pnstrdup(s, len);
 	if ((reason = invalid_reason(&li_fields[f], s, len)) != NULL)
-		add_error(p, key, keylen, reason);
+		add_invalid(p, key, keylen, reason, v, strcmp(reason, NUL_REASON) != 0);
 	else
 		p->values[f] = (char *) s;
 }
@@ -317,6 +368,53 @@ li_redact(Jsonb *jb, bool *changed)
 	}
 	out = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 	return *changed ? out : jb;
+}
+
+static bool
+is_identity_key(const char *key)
+{
+	return strcmp(key, "user") == 0 || strcmp(key, "dialer_user_id") == 0 ||
+		   strcmp(key, "agent_username") == 0;
+}
+
+static void
+push_cstring(JsonbParseState **state, JsonbIteratorToken tok, const char *s)
+{
+	JsonbValue v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	pushJsonbValue(state, tok, &v);
+}
+
+/*
+ * "_invalid": {"<key>": {"value": <as sent>, "reason": "<why>"}, ...}, the values a call
+ * under keep did not store, added to its extra (the last pair of a key wins in jsonb, so
+ * this replaces an "_invalid" the client sent itself).
+ */
+static void
+push_invalid(JsonbParseState **extra, List *warnings)
+{
+	ListCell *lc;
+
+	if (*extra == NULL)
+		pushJsonbValue(extra, WJB_BEGIN_OBJECT, NULL);
+	push_cstring(extra, WJB_KEY, "_invalid");
+	pushJsonbValue(extra, WJB_BEGIN_OBJECT, NULL);
+	foreach (lc, warnings)
+	{
+		FieldError *w = lfirst(lc);
+
+		push_cstring(extra, WJB_KEY, w->key);
+		pushJsonbValue(extra, WJB_BEGIN_OBJECT, NULL);
+		push_cstring(extra, WJB_KEY, "value");
+		pushJsonbValue(extra, WJB_VALUE, w->sent);
+		push_cstring(extra, WJB_KEY, "reason");
+		push_cstring(extra, WJB_VALUE, w->reason);
+		pushJsonbValue(extra, WJB_END_OBJECT, NULL);
+	}
+	pushJsonbValue(extra, WJB_END_OBJECT, NULL);
 }
 
 char *
@@ -390,6 +488,7 @@ li_read_payload(Jsonb *jb, Payload *p)
 			int nerrors = list_length(p->errors);
 
 			read_field(p, f, key, keylen, &v);
+			/* a value kept as invalid counts as absent: an alias may stand in */
 			seen[f] = p->values[f] != NULL || list_length(p->errors) > nerrors;
 		}
 	}
@@ -405,22 +504,28 @@ li_read_payload(Jsonb *jb, Payload *p)
 						   &alias[f].value);
 		}
 
-	p->extra = finish_object(&extra);
 	p->logged = secret ? li_redact(jb, &secret) : jb;
 
 	if (p->values[F_DIALER_USER_ID] == NULL && p->values[F_USER] == NULL)
 	{
 		bool identity_error = false;
+		List *kept = NIL;
 		ListCell *lc;
 
-		foreach (lc, p->errors)
+		/* keep never spares the identity: with none valid, its bad values fail the call */
+		foreach (lc, p->warnings)
 		{
-			const char *key = ((FieldError *) lfirst(lc))->key;
+			FieldError *w = lfirst(lc);
 
-			if (strcmp(key, "user") == 0 || strcmp(key, "dialer_user_id") == 0 ||
-				strcmp(key, "agent_username") == 0)
-				identity_error = true;
+			if (is_identity_key(w->key))
+				p->errors = lappend(p->errors, w);
+			else
+				kept = lappend(kept, w);
 		}
+		p->warnings = kept;
+		foreach (lc, p->errors)
+			if (is_identity_key(((FieldError *) lfirst(lc))->key))
+				identity_error = true;
 		if (!identity_error)
 		{
 			add_error(p, "user", 4, "is required when dialer_user_id is absent");
@@ -428,6 +533,12 @@ li_read_payload(Jsonb *jb, Payload *p)
 		}
 	}
 	list_sort(p->errors, error_cmp);
+	if (p->warnings)
+	{
+		list_sort(p->warnings, error_cmp);
+		push_invalid(&extra, p->warnings);
+	}
+	p->extra = finish_object(&extra);
 
 	p->name_part_sent =
 		p->values[F_FIRST_NAME] || p->values[F_MIDDLE_INITIAL] || p->values[F_LAST_NAME];

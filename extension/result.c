@@ -293,13 +293,31 @@ minimal_shows(const LeadKey *k, const Payload *sent, LeadRow *lead)
 }
 
 /*
+ * {"<key>": "<why>", ...}: the invalid values a call kept (leadintake.invalid_fields =
+ * keep). pushJsonbValue sorts the pairs into jsonb's order; they are the request's own
+ * keys, so the minimal body shows them too.
+ */
+static void
+set_warnings(JsonbValue *v, List *warnings)
+{
+	JsonbParseState *st = NULL;
+	ListCell *lc;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	foreach (lc, warnings)
+		put_cstring(&st, ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
+	*v = *pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+}
+
+/*
  * The success body: {"success", "created", "message", "lead": {...}} where the lead is the
- * row a write returned; built as a JsonbValue tree whose pairs are in jsonb's order. With
- * minimal_for (the request's payload), the lead shows only what minimal_shows() allows.
+ * row a write returned, and "warnings" when the call kept invalid values; built as a
+ * JsonbValue tree whose pairs are in jsonb's order. With minimal_for (the request's
+ * payload), the lead shows only what minimal_shows() allows.
  */
 Jsonb *
 li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload *minimal_for,
-					int64 *id)
+					List *warnings, int64 *id)
 {
 	JsonbValue body;
 	JsonbValue *lead_obj;
@@ -309,8 +327,9 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload
 		prepare_lead_keys();
 	*id = DatumGetInt64(lead->values[0]);
 
-	/* jsonb's order: "lead" (4 bytes), then "created" < "message" < "success" */
-	init_object(&body, 4);
+	/* jsonb's order: "lead" (4 bytes), then "created" < "message" < "success" (7), then
+	 * "warnings" (8) */
+	init_object(&body, warnings ? 5 : 4);
 	lead_obj = add_pair(&body, "lead");
 	init_object(lead_obj, nlead_keys);
 	v = add_pair(&body, "created");
@@ -321,6 +340,8 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload
 	v = add_pair(&body, "success");
 	v->type = jbvBool;
 	v->val.boolean = true;
+	if (warnings)
+		set_warnings(add_pair(&body, "warnings"), warnings);
 
 	for (int i = 0; i < nlead_keys; i++)
 	{

@@ -633,20 +633,27 @@ assigned_agent(LeadRow *lead, int ncols, Agent *resolved, LeadAgent *out)
 	li_agent_by_id(DatumGetInt64(id), out);
 }
 
+/* "<prefix>: key, key, ..." */
 static char *
-error_message(Payload *p)
+field_list(const char *prefix, List *fields)
 {
 	StringInfoData buf;
 	ListCell *lc;
 
-	if (p->identity_missing && list_length(p->errors) == 1)
-		return pstrdup("Missing required fields: dialer_user_id or user");
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "Invalid fields: ");
-	foreach (lc, p->errors)
+	appendStringInfo(&buf, "%s: ", prefix);
+	foreach (lc, fields)
 		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? ", " : "",
 						 ((FieldError *) lfirst(lc))->key);
 	return buf.data;
+}
+
+static char *
+error_message(Payload *p)
+{
+	if (p->identity_missing && list_length(p->errors) == 1)
+		return pstrdup("Missing required fields: dialer_user_id or user");
+	return field_list("Invalid fields", p->errors);
 }
 
 /*
@@ -703,27 +710,40 @@ li_process(Jsonb *jb, Intake *in, MemoryContext outer)
 	old = MemoryContextSwitchTo(outer);
 	in->status = 201;
 	in->created = created;
-	in->response =
-		li_success_response(&lead, created, &lead_agent, in->minimal ? &p : NULL, &in->lead_id);
+	in->response = li_success_response(&lead, created, &lead_agent, in->minimal ? &p : NULL,
+									   p.warnings, &in->lead_id);
 	MemoryContextSwitchTo(old);
 	in->agent_username = lead_agent.username;
+	in->warnings = p.warnings;
 }
 
-/* A failure as one line for intake_log and inbox: the sentence, then each field's reason. */
+/*
+ * A failure as one line for intake_log and inbox: the sentence, then each field's reason.
+ * A success that kept invalid values (leadintake.invalid_fields = keep) gets the same form,
+ * "Invalid fields kept in extra._invalid: email (email: must be ...)"; other successes NULL.
+ */
 char *
 li_error_text(Intake *in)
 {
 	StringInfoData buf;
 	ListCell *lc;
+	const char *sentence = in->error;
+	List *fields = in->details;
 
-	if (in->error == NULL)
+	if (in->status == 201)
+	{
+		sentence =
+			in->warnings ? field_list("Invalid fields kept in extra._invalid", in->warnings) : NULL;
+		fields = in->warnings;
+	}
+	if (sentence == NULL)
 		return NULL;
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, in->error);
-	foreach (lc, in->details)
+	appendStringInfoString(&buf, sentence);
+	foreach (lc, fields)
 		appendStringInfo(&buf, "%s%s: %s", foreach_current_index(lc) ? "; " : " (",
 						 ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
-	if (in->details)
+	if (fields)
 		appendStringInfoChar(&buf, ')');
 	return buf.data;
 }

@@ -812,6 +812,14 @@ DefineCustomStringVariable(const char *name, const char *short_desc, const char 
 	UNREACHABLE("DefineCustomStringVariable");
 }
 void
+DefineCustomEnumVariable(const char *name, const char *short_desc, const char *long_desc,
+						 int *valueAddr, int bootValue, const struct config_enum_entry *options,
+						 GucContext context, int flags, GucEnumCheckHook check_hook,
+						 GucEnumAssignHook assign_hook, GucShowHook show_hook)
+{
+	UNREACHABLE("DefineCustomEnumVariable");
+}
+void
 InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 {
 	UNREACHABLE("InitMaterializedSRF");
