@@ -32,47 +32,20 @@ e2e_tmp nolost
 SHIM_PIDS=()
 OWN_CLUSTER=""
 
-if [ -n "${LEADINTAKE_TEST_DB:-}" ] && [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-    CLUSTER=$LEADINTAKE_CLUSTER_DIR
-else
-    DB=e2e_nolost
-    e2e_own_cluster "$DB"
-    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
-    CLUSTER=$OWN_CLUSTER
-fi
-export PGUSER=${PGUSER:-postgres}
-unset PGDATABASE
-q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+# it stops the database: scripts/test.sh's cluster only when it says which one it is
+[ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] || unset LEADINTAKE_TEST_DB
+e2e_database e2e_nolost
+CLUSTER=${LEADINTAKE_CLUSTER_DIR:-$OWN_CLUSTER}
 db_up() { li_cluster_ctl "$CLUSTER" status >/dev/null 2>&1; }
-
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
-    db_up || li_cluster_ctl "$CLUSTER" start >/dev/null 2>&1
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+restart_db() { db_up || li_cluster_ctl "$CLUSTER" start >/dev/null 2>&1; }
+e2e_on_exit restart_db
 
 q -c "INSERT INTO leadintake.agents (username) VALUES ('agent1') ON CONFLICT DO NOTHING" \
     >/dev/null || bail "cannot seed"
-KEY=nolost-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'nolost:%s\n' "$KEY" >"$T/keys"
-chmod 600 "$T/keys"
+e2e_key nolost
 
 echo "1..27"
 
-start_shim() {
-    local name=$1
-    shift
-    "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" "$@" \
-        >"$T/$name.out" 2>"$T/$name.err" &
-    shim_started "$name" $! http
-}
 # outage URL PREFIX N INTERVAL SECONDS: the load in the background, the database stopped
 # for SECONDS once it runs, then started; waits for the load; its lines in $T/PREFIX.
 outage() {

@@ -12,7 +12,9 @@
 #   - the temporary directory of a script (e2e_tmp) and the throwaway cluster of a script
 #     run by hand with nothing set (e2e_own_cluster);
 #   - starting and stopping shims: shim_url (wait for "listening on URL"), shim_started
-#     (its bookkeeping: SHIM_PIDS, PID_<name>, URL_<name>), stop_pid.
+#     (its bookkeeping: SHIM_PIDS, PID_<name>, URL_<name>), stop_pid;
+#   - for the newer scripts, the rest of their set-up: e2e_database (DB, CONNINFO, q),
+#     e2e_key (KEY in $T/keys), start_shim, and e2e_cleanup with e2e_on_exit.
 # Each script keeps its own plan line (`1..N`), database set-up and cleanup trap.
 
 N=0
@@ -119,4 +121,57 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     return 0
+}
+
+# ---------------------------------------------------------------- a script's set-up
+
+# e2e_database NAME: DB and CONNINFO: scripts/test.sh's database, or with nothing set NAME in
+# a throwaway cluster of the script's own (e2e_own_cluster); PGUSER postgres. q runs psql.
+e2e_database() {
+    if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
+        DB=$LEADINTAKE_TEST_DB
+        CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
+    else
+        DB=$1
+        e2e_own_cluster "$DB"
+        CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
+    fi
+    export PGUSER=${PGUSER:-postgres}
+    unset PGDATABASE
+}
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+
+# e2e_key NAME: a new key NAME:<random> in $T/keys (mode 600); its secret in KEY (exported,
+# for test/e2e/rawhttp.py's {KEY}).
+e2e_key() {
+    KEY=$1-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    export KEY
+    printf '%s:%s\n' "$1" "$KEY" >"$T/keys"
+    chmod 600 "$T/keys"
+}
+
+# start_shim NAME ARGS...: $SHIM on a free loopback port with --db $CONNINFO and --api-key-file
+# $T/keys, stdout and stderr in $T/NAME.out and .err (shim_started's bookkeeping).
+start_shim() {
+    local name=$1
+    shift
+    "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" "$@" \
+        >"$T/$name.out" 2>"$T/$name.err" &
+    shim_started "$name" $! http
+}
+
+# e2e_on_exit [FUNCTION]: at exit (or INT/TERM) run FUNCTION (the script's own clean-up, if
+# any), stop SHIM_PIDS, remove the script's own cluster and scratch directory.
+e2e_on_exit() {
+    E2E_EXTRA_CLEANUP=${1:-}
+    trap e2e_cleanup EXIT
+    trap 'e2e_cleanup; exit 130' INT TERM
+}
+e2e_cleanup() {
+    local pid
+    trap - EXIT INT TERM
+    [ -n "${E2E_EXTRA_CLEANUP:-}" ] && "$E2E_EXTRA_CLEANUP"
+    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
+    [ -n "${OWN_CLUSTER:-}" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
+    [ "${OWN_TMP:-0}" = 1 ] && rm -rf -- "$T"
 }

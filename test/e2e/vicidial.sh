@@ -27,48 +27,18 @@ e2e_tmp vicidial
 SHIM_PIDS=()
 OWN_CLUSTER=""
 
-if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-else
-    DB=e2e_vicidial
-    e2e_own_cluster "$DB"
-    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
-fi
-export PGUSER=${PGUSER:-postgres}
-unset PGDATABASE
-q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
-
+e2e_database e2e_vicidial
+e2e_on_exit
 [ -x "$SHIM" ] || bail "the shim is not built ($SHIM)"
 q -c "INSERT INTO leadintake.agents (username) VALUES ('agent1') ON CONFLICT DO NOTHING" \
     >/dev/null || bail "cannot seed"
-KEY=vici-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'vici:%s\n' "$KEY" >"$T/keys"
-chmod 600 "$T/keys"
+e2e_key vici
 H="X-Dialer-Api-Key: $KEY"
 API=/api/leads/from-dialer/
 DASH=https://crm.example.test/dashboard
 
 echo "1..27"
 
-# start_shim NAME ARGS...: on a free loopback port; stdout in $T/NAME.out.
-start_shim() {
-    local name=$1
-    shift
-    "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" "$@" \
-        >"$T/$name.out" 2>"$T/$name.err" &
-    shim_started "$name" $! http
-}
 # http CURL-ARGS...: sets CODE, BODY and LOC (the Location header, "" when none).
 http() {
     CODE=$(curl -s --max-time 20 -o "$T/body" -D "$T/hdr" -w '%{http_code}' "$@")
