@@ -7,6 +7,15 @@
 
 #include "postgres.h"
 
+/*
+ * Built and tested on PostgreSQL 15 only: rowwrite.c and lookup.c call executor and
+ * relcache internals whose signatures change between major versions (README, "PostgreSQL
+ * versions", says how a port goes).
+ */
+#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 160000
+#error "leadintake supports PostgreSQL 15 only (README: PostgreSQL versions)"
+#endif
+
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "nodes/pg_list.h"
