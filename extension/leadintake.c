@@ -39,18 +39,19 @@ _PG_init(void)
 static bool
 unavailable(int sqlerrcode)
 {
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
-	{
-		case ERRCODE_CONNECTION_EXCEPTION:
-		case ERRCODE_INSUFFICIENT_RESOURCES:
-		case ERRCODE_OPERATOR_INTERVENTION:
-		case ERRCODE_SYSTEM_ERROR:
-		case ERRCODE_TRANSACTION_ROLLBACK:
+	/*
+	 * Connection (08), resources (53), operator or timeout (57), system (58), serialization
+	 * or deadlock (40), read-only (25006), lock timeout (55P03): a class, or a whole code.
+	 * The shim keeps the same list (shim/pool.c); test/e2e/sqlstates.sh checks the two.
+	 */
+	static const char *const unavailable_sqlstates[] = {"08", "53",    "57",   "58",
+														"40", "25006", "55P03"};
+	const char *code = unpack_sql_state(sqlerrcode);
+
+	for (int i = 0; i < lengthof(unavailable_sqlstates); i++)
+		if (strncmp(code, unavailable_sqlstates[i], strlen(unavailable_sqlstates[i])) == 0)
 			return true;
-		default:
-			return sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
-				   sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-	}
+	return false;
 }
 
 /* A body that is not text as it came, made storable: bad bytes become U+FFFD. */

@@ -371,6 +371,24 @@ ensure_ready(Slot *slot)
 }
 
 /*
+ * The database cannot serve now: connection (08), resources (53), operator or timeout (57),
+ * system error (58), serialization or deadlock (40), read-only standby (25006), lock timeout
+ * (55P03): a class, or a whole code. The extension keeps the same list (its unavailable(),
+ * extension/leadintake.c); test/e2e/sqlstates.sh checks the two.
+ */
+static bool
+sqlstate_unavailable(const char *code)
+{
+	static const char *const unavailable_sqlstates[] = {"08", "53",    "57",   "58",
+														"40", "25006", "55P03"};
+
+	for (size_t i = 0; i < sizeof(unavailable_sqlstates) / sizeof(unavailable_sqlstates[0]); i++)
+		if (strncmp(code, unavailable_sqlstates[i], strlen(unavailable_sqlstates[i])) == 0)
+			return true;
+	return false;
+}
+
+/*
  * What a failed call means for the client: the database cannot serve now (503) or
  * something unexpected happened (500). Sets *drop_conn when the connection is not to be
  * used again.
@@ -401,14 +419,7 @@ classify(PGconn *conn, PGresult *r, bool *drop_conn)
 		set_db_state(false, msg);
 		return DB_UNAVAILABLE;
 	}
-	/*
-	 * The database cannot serve now: connection (08), resources (53), operator or timeout
-	 * (57), system error (58), serialization or deadlock (40), read-only standby (25006),
-	 * lock timeout (55P03).
-	 */
-	if (strncmp(code, "08", 2) == 0 || strncmp(code, "53", 2) == 0 || strncmp(code, "57", 2) == 0 ||
-		strncmp(code, "58", 2) == 0 || strncmp(code, "40", 2) == 0 || strcmp(code, "25006") == 0 ||
-		strcmp(code, "55P03") == 0)
+	if (sqlstate_unavailable(code))
 	{
 		/* a serialization failure, a deadlock or a timeout leave the session usable */
 		*drop_conn = !(strncmp(code, "40", 2) == 0 || strcmp(code, "57014") == 0 ||
