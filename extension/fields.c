@@ -124,12 +124,6 @@ li_is_secret(const char *key, int len)
 	return false;
 }
 
-const char *
-li_kind_name(FieldKind kind)
-{
-	return kind_names[kind];
-}
-
 /* The response echoes each field under its JSON key; the dialer's lead id is the one exception. */
 const char *
 li_response_key(FieldId f)

@@ -114,7 +114,6 @@ extern const char *const li_secrets[LI_NSECRETS];
 /* fields.c */
 extern int li_field_lookup(const char *key, int len, bool *is_alias);
 extern bool li_is_secret(const char *key, int len);
-extern const char *li_kind_name(FieldKind kind);
 extern const char *li_response_key(FieldId f);
 
 /* One field that failed validation; the key is the one the client sent. */

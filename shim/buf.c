@@ -25,14 +25,6 @@ buf_free(Buf *b)
 	buf_init(b);
 }
 
-void
-buf_reset(Buf *b)
-{
-	b->len = 0;
-	if (b->data)
-		b->data[0] = '\0';
-}
-
 static bool
 buf_reserve(Buf *b, size_t extra)
 {

@@ -66,7 +66,6 @@ typedef struct Buf
 
 extern void buf_init(Buf *b);
 extern void buf_free(Buf *b);
-extern void buf_reset(Buf *b);
 extern void buf_append(Buf *b, const void *data, size_t len);
 extern void buf_puts(Buf *b, const char *s);
 extern void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
