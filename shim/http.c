@@ -1,7 +1,7 @@
 /*
- * http.c: the HTTP side on libmicrohttpd: routes, methods (405), 404, 403, 401, 415, 413, 429,
- * the answers, TLS versions and the whole-request deadline; an intake request becomes exactly
- * one call of leadintake.http_intake.
+ * http.c: the HTTP side on libmicrohttpd: the accept policy, framing, routes, methods (405),
+ * 404, 401, 415, 413, 429, the answers and TLS versions; an intake request becomes exactly one
+ * call of leadintake.http_intake, waits for the database (--db-wait), or goes to the spool.
  */
 #include "shim.h"
 
@@ -32,26 +32,6 @@
 /* How soon a request waiting for the database (--db-wait) tries again, at most. */
 #define DB_RETRY_INTERVAL 0.25
 
-/* How often the sweeper looks for connections past their deadline. */
-#define SWEEP_INTERVAL_MS 20
-
-/*
- * Under pressure (this share of --max-connections in use), a connection that has waited
- * PRESSURE_GRACE without sending a whole request is closed, and FULL_GRACE once every slot is
- * taken: idle or half-sent sockets cannot hold the slots while a client with a request waits
- * for one in the kernel's backlog (libmicrohttpd stops accepting at the limit).
- */
-#define PRESSURE_SHARE 0.75
-#define PRESSURE_GRACE 0.25
-#define FULL_GRACE     0.05
-
-/*
- * Between keep-alive requests the deadline is this much later than the idle limit, so that
- * a connection that is merely idle is closed by the idle limit (quietly) and only one that
- * keeps sending bytes of a request line is closed (and reported) by the sweeper.
- */
-#define NEXT_REQUEST_GRACE 1.0
-
 typedef enum Route
 {
 	ROUTE_NONE,
@@ -71,12 +51,11 @@ typedef enum BodyKind
 typedef struct Request
 {
 	double start;
-	char client[64];
+	char client[CLIENT_ADDR_MAX];
 	char *query; /* raw query string (after '?'), NULL if none */
 	char method[16];
-	char *path;        /* the path as sent (not decoded): what is routed and logged */
-	struct Conn *conn; /* its connection's entry (NULL if none could be made) */
-	bool started;      /* the first call of the handler happened */
+	char *path;   /* the path as sent (not decoded): what is routed and logged */
+	bool started; /* the first call of the handler happened */
 	Route route;
 	int status; /* the status sent; 0 none yet */
 	bool authed;
@@ -105,48 +84,11 @@ typedef struct Request
 
 static atomic_bool draining;
 
-/* ---------------------------------------------------------------- the request deadline */
-
-/*
- * libmicrohttpd's connection timeout (--timeout) counts idle time only: a client sending a
- * byte now and then would keep its connection for ever (slow-loris). So each connection also
- * has a deadline by which the request it is sending must be completely received: --timeout
- * after the accept for its first request; on a keep-alive connection, --timeout (plus
- * NEXT_REQUEST_GRACE) after the previous answer for the next request line, then --timeout
- * after that line for the rest (libmicrohttpd shows no earlier byte of a request). There is
- * no deadline while the answer is made and sent. A sweeper thread shuts down the socket of a
- * connection past its deadline; libmicrohttpd then sees the end of the stream and closes the
- * connection as usual (its request, if its line came, is logged with status 0).
- *
- * The table is only changed under conns_lock, and an entry leaves it in
- * MHD_CONNECTION_NOTIFY_CLOSED, which libmicrohttpd 0.9.75 calls before it closes the socket:
- * the sweeper, which calls shutdown() under the same lock, never touches an fd number that
- * another connection reuses.
- */
-typedef struct Conn
-{
-	struct Conn *prev;
-	struct Conn *next;
-	int fd;
-	double deadline;      /* monotonic seconds; 0: none (the request is in) */
-	bool rearm_at_line;   /* keep-alive: the deadline restarts at the next request line */
-	bool expired;         /* shut down by the sweeper */
-	double waiting_since; /* accepted, or last answered: the wait for a request began */
-	char client[64];
-	Request *req; /* the request begun and not yet ended on this connection, or NULL */
-} Conn;
-
-_Static_assert(sizeof(((Conn *) 0)->client) == sizeof(((Request *) 0)->client),
-			   "a request copies its connection's client address");
+/* ---------------------------------------------------------------- connections */
 
 static void request_end(Request *req);
 
-static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static Conn *conns;
-static pthread_t sweeper;
-static bool sweeper_running;
-static atomic_bool sweeper_stop;
-
+/* The connection's entry in the table of conns.c (its deadlines), or NULL. */
 static Conn *
 conn_of(struct MHD_Connection *con)
 {
@@ -156,112 +98,52 @@ conn_of(struct MHD_Connection *con)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* The request of con is completely received: no deadline until the answer is sent. */
+/* The request on con is all in: no deadline until the answer is sent. */
 static void
-deadline_clear(struct MHD_Connection *con)
+request_in(struct MHD_Connection *con)
 {
 	Conn *c = conn_of(con);
 
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(&conns_lock);
-	c->deadline = 0;
-	c->rearm_at_line = false;
-	pthread_mutex_unlock(&conns_lock);
-}
-
-/* A request line arrived: on a keep-alive connection, the request's own deadline starts. */
-static void
-deadline_request_line(struct MHD_Connection *con)
-{
-	Conn *c = conn_of(con);
-
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(&conns_lock);
-	if (c->rearm_at_line && !c->expired)
-	{
-		c->deadline = now_monotonic() + shim_config.timeout;
-		c->rearm_at_line = false;
-	}
-	pthread_mutex_unlock(&conns_lock);
-}
-
-/* The answer is sent (or the request ended otherwise): the next request line is awaited. */
-static void
-deadline_next_request(struct MHD_Connection *con)
-{
-	Conn *c = conn_of(con);
-
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(&conns_lock);
-	if (!c->expired)
-	{
-		c->waiting_since = now_monotonic();
-		c->deadline = c->waiting_since + shim_config.timeout + NEXT_REQUEST_GRACE;
-		c->rearm_at_line = true;
-	}
-	pthread_mutex_unlock(&conns_lock);
+	if (c != NULL)
+		conn_request_in(c);
 }
 
 static void
 notify_connection(void *cls, struct MHD_Connection *con, void **socket_context,
 				  enum MHD_ConnectionNotificationCode toe)
 {
-	Conn *c;
-	const union MHD_ConnectionInfo *ci;
+	const union MHD_ConnectionInfo *fd_info;
+	const union MHD_ConnectionInfo *peer;
+	Request *left;
 
 	(void) cls;
 	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
 	{
-		c = *socket_context;
-		if (c == NULL)
+		if (*socket_context == NULL)
 			return;
 		/*
 		 * libmicrohttpd does not call the completion callback on every path (a request it
 		 * refuses itself, 431 say): what the request holds is freed here, however it ended.
 		 */
-		if (c->req != NULL)
-			request_end(c->req);
-		pthread_mutex_lock(&conns_lock);
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			conns = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
-		pthread_mutex_unlock(&conns_lock);
+		left = conn_close(*socket_context);
 		*socket_context = NULL;
-		free(c);
+		if (left != NULL)
+			request_end(left);
 		return;
 	}
 	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
 		return;
-	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
-	c = calloc(1, sizeof(Conn));
-	if (c == NULL || ci == NULL)
+	fd_info = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+	peer = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	*socket_context =
+		fd_info ? conn_open(fd_info->connect_fd, peer ? peer->client_addr : NULL) : NULL;
+	if (*socket_context == NULL)
 	{
 		/* no deadline could be kept: refuse the connection rather than serve it unbounded */
 		log_msg("out of memory: closing a new connection");
-		if (ci)
-			shutdown(ci->connect_fd, SHUT_RDWR);
-		free(c);
-		return;
+		if (fd_info)
+			shutdown(fd_info->connect_fd, SHUT_RDWR);
 	}
-	c->fd = ci->connect_fd;
-	c->waiting_since = now_monotonic();
-	c->deadline = c->waiting_since + shim_config.timeout;
-	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci)
-		sockaddr_text(ci->client_addr, c->client, sizeof(c->client));
-	pthread_mutex_lock(&conns_lock);
-	c->next = conns;
-	if (conns)
-		conns->prev = c;
-	conns = c;
-	pthread_mutex_unlock(&conns_lock);
-	*socket_context = c;
 }
 
 static long long
@@ -271,108 +153,6 @@ wall_clock_us(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static void
-log_expired(char (*clients)[64], int nlogged, int n)
-{
-	for (int i = 0; i < nlogged; i++)
-		log_msg("closing a connection from %s: its request was not received within "
-				"--timeout (%u s)",
-				clients[i][0] ? clients[i] : "an unknown address", shim_config.timeout);
-	if (n > nlogged)
-		log_msg("... and %d more connections, for the same reason", n - nlogged);
-}
-
-/* Under a flood: one line a second at most, whatever the flood's rate. */
-static void
-log_pressure(int n, unsigned nconns, double now)
-{
-	static double last_logged;
-	static int closed;
-
-	closed += n;
-	if (closed == 0 || now - last_logged < 1.0)
-		return;
-	log_msg("%u of %u connection slots in use: closed %d connections that sent no whole "
-			"request within %g s (%g s when all are in use)",
-			nconns, shim_config.max_connections, closed, PRESSURE_GRACE, FULL_GRACE);
-	last_logged = now;
-	closed = 0;
-}
-
-/* How long a connection may wait for its request with nconns in use (0: until --timeout). */
-static double
-pressure_grace(unsigned nconns)
-{
-	if (nconns >= shim_config.max_connections)
-		return FULL_GRACE;
-	if (nconns >= PRESSURE_SHARE * shim_config.max_connections)
-		return PRESSURE_GRACE;
-	return 0;
-}
-
-/* Whether the sweeper closes c now: past its deadline, or waiting too long under pressure. */
-static bool
-sweep_due(const Conn *c, double now, double grace)
-{
-	if (c->deadline == 0 || c->expired)
-		return false; /* its request is in: no deadline until the answer is sent */
-	return c->deadline <= now || (grace > 0 && now - c->waiting_since >= grace);
-}
-
-/* The sweeper thread: shuts down the connections past their deadline. */
-static void *
-sweep(void *arg)
-{
-	enum
-	{
-		LOG_MAX = 8 /* addresses logged per sweep; the rest are counted */
-	};
-	char clients[LOG_MAX][64];
-
-	(void) arg;
-	while (!atomic_load(&sweeper_stop))
-	{
-		double now;
-		int n = 0;
-		unsigned nconns = 0;
-		double grace;
-		Conn *c;
-
-		sleep_ms(SWEEP_INTERVAL_MS);
-		now = now_monotonic();
-		pthread_mutex_lock(&conns_lock);
-		for (c = conns; c != NULL; c = c->next)
-			nconns++;
-		grace = pressure_grace(nconns);
-		for (c = conns; c != NULL; c = c->next)
-		{
-			if (!sweep_due(c, now, grace))
-				continue;
-			shutdown(c->fd, SHUT_RDWR);
-			c->expired = true;
-			c->deadline = 0;
-			if (n < LOG_MAX)
-				memcpy(clients[n], c->client, sizeof(clients[n]));
-			n++;
-		}
-		pthread_mutex_unlock(&conns_lock);
-		/* logged outside the lock: stderr may be slow */
-		if (grace > 0)
-			log_pressure(n, nconns, now);
-		else
-			log_expired(clients, n < LOG_MAX ? n : LOG_MAX, n);
-	}
-	return NULL;
 }
 
 /* ---------------------------------------------------------------- answers */
@@ -1080,7 +860,7 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 		req->started = true;
 		ret = first_call(con, req, method, version);
 		if (req->status != 0)
-			deadline_clear(con); /* answered early: libmicrohttpd reads no body */
+			request_in(con); /* answered early: libmicrohttpd reads no body */
 		return ret;
 	}
 	if (*upload_data_size > 0)
@@ -1091,7 +871,7 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 		return ret;
 	}
 	/* the last call: the whole request is in */
-	deadline_clear(con);
+	request_in(con);
 	if (req->submitted)
 	{
 		/* resumed: the worker is done */
@@ -1116,7 +896,8 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 	size_t path_len = strcspn(uri, "?#");
 
 	(void) cls;
-	deadline_request_line(con);
+	if (c != NULL)
+		conn_request_begins(c, NULL); /* its deadline, even if req cannot be made */
 	if (req == NULL)
 		return NULL;
 	req->start = now_monotonic();
@@ -1126,7 +907,7 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 	buf_init(&req->payload);
 	atomic_init(&req->done, false);
 	if (c != NULL)
-		memcpy(req->client, c->client, sizeof(req->client)); /* made once per connection */
+		snprintf(req->client, sizeof(req->client), "%s", conn_client(c)); /* once a connection */
 	else
 	{
 		ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -1154,9 +935,8 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 		((char *) uri)[path_len + 1] = '\0';
 	}
 	metrics_inflight_add(1);
-	req->conn = c;
 	if (c != NULL)
-		c->req = req;
+		conn_request_begins(c, req); /* freed with the connection if libmicrohttpd forgets it */
 	return req;
 }
 
@@ -1167,8 +947,6 @@ request_end(Request *req)
 	RequestLog log;
 	double seconds = now_monotonic() - req->start;
 
-	if (req->conn != NULL)
-		req->conn->req = NULL;
 	metrics_request(req->status, seconds);
 	log.method = req->method[0] ? req->method : NULL;
 	log.path = req->path;
@@ -1199,7 +977,8 @@ request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
 
 	(void) cls;
 	(void) toe;
-	deadline_next_request(con);
+	if (conn_of(con) != NULL)
+		conn_request_ends(conn_of(con));
 	if (req == NULL)
 		return;
 	*req_cls = NULL;
@@ -1217,7 +996,7 @@ static enum MHD_Result
 accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	static _Atomic double last_logged;
-	char client[64];
+	char client[CLIENT_ADDR_MAX];
 	double now;
 
 	(void) cls;
@@ -1318,14 +1097,12 @@ http_start(void)
 		MHD_OPTION_END);
 	if (d == NULL)
 		return NULL;
-	atomic_store(&sweeper_stop, false);
-	if (pthread_create(&sweeper, NULL, sweep, NULL) != 0)
+	if (!sweeper_start())
 	{
 		log_msg("cannot start the thread that enforces --timeout");
 		MHD_stop_daemon(d);
 		return NULL;
 	}
-	sweeper_running = true;
 	return d;
 }
 
@@ -1333,12 +1110,7 @@ void
 http_stop(struct MHD_Daemon *d)
 {
 	MHD_stop_daemon(d); /* closes every connection: the table is empty after it */
-	if (sweeper_running)
-	{
-		atomic_store(&sweeper_stop, true);
-		pthread_join(sweeper, NULL);
-		sweeper_running = false;
-	}
+	sweeper_stop();
 }
 
 void

@@ -1,6 +1,7 @@
 /*
  * shim.h: what the files of leadintake-shim share: the configuration, the byte buffer and
- * the interface of each part (config, http, form, keys, pool, metrics, ratelimit, acl, log).
+ * the interface of each part (config, http, conns, form, jsonsecrets, spool, keys, pool, work,
+ * metrics, ratelimit, acl, log).
  */
 #ifndef LEADINTAKE_SHIM_H
 #define LEADINTAKE_SHIM_H
@@ -319,6 +320,29 @@ extern void log_stop(void);
 /* A message for the operator on stderr, prefixed with the program name. */
 extern void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern void log_vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* ---------------------------------------------------------------- conns.c */
+
+#define CLIENT_ADDR_MAX 64
+
+/* A connection's entry: its deadlines (--timeout, and quicker while the slots run out). */
+typedef struct Conn Conn;
+
+/* A new connection (socket, peer): its first request's deadline starts; NULL: no memory. */
+extern Conn *conn_open(int fd, const struct sockaddr *peer);
+/* The connection is closed: the entry goes; returns the request left on it, or NULL. */
+extern void *conn_close(Conn *c);
+/* The peer address as text, made once at the accept. */
+extern const char *conn_client(const Conn *c);
+/* A request line came (req: its state, or NULL): on keep-alive its own deadline starts. */
+extern void conn_request_begins(Conn *c, void *req);
+/* The request is all in: no deadline until its answer is sent. */
+extern void conn_request_in(Conn *c);
+/* The request ended, answered or not: the next request line is awaited. */
+extern void conn_request_ends(Conn *c);
+/* The thread that closes connections past their deadline. */
+extern bool sweeper_start(void);
+extern void sweeper_stop(void);
 
 /* ---------------------------------------------------------------- http.c */
 
