@@ -152,8 +152,10 @@ typedef struct Payload
 extern void li_define_payload_guc(void);
 extern void li_read_payload(Jsonb *jb, Payload *p);
 extern Jsonb *li_redact(Jsonb *jb, bool *changed);
-extern char *li_redact_text(const char *s);
 extern char *li_build_full_name(const char *first, const char *middle, const char *last);
+
+/* redact.c */
+extern char *li_redact_text(const char *s);
 
 /* phone.c */
 extern char *li_default_phone_code;
@@ -224,6 +226,7 @@ extern bool li_find_lead(const char *lead_id, const char *e164, FoundLead *out);
 extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
 extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
 extern void li_log(Intake *in);
+extern char *li_error_text(Intake *in);
 
 /* rowwrite.c */
 typedef struct RowTarget RowTarget;
@@ -257,7 +260,6 @@ extern ErrorData *li_subtransaction(void (*fn)(void *), void *arg);
 /* notifier.c */
 extern void li_define_notifier(void);
 extern void li_notify(const char *payload);
-extern char *li_error_text(Intake *in);
 
 /* result.c */
 /* The stored lead's agent, as the response names it. */
@@ -267,7 +269,7 @@ typedef struct LeadAgent
 	const char *name;
 } LeadAgent;
 
-extern void li_agent_by_id(int64 id, LeadAgent *out);
+extern void li_agent_by_id(int64 id, LeadAgent *out); /* in agents.c */
 
 extern void li_fail(Intake *in, int status, int sqlstate, char *error, List *details);
 extern void li_error_response(Intake *in, MemoryContext outer);
@@ -282,6 +284,6 @@ extern Jsonb *li_success_response(LeadRow *lead, bool created, LeadAgent *agent,
 								  const Payload *minimal_for, List *warnings, int64 *id);
 extern char *li_dashboard_query(JsonbContainer *lead);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
-extern const char *const *li_lead_columns(int *n);
+extern const char *const *li_lead_columns(int *n); /* in store.c */
 
 #endif /* LEADINTAKE_H */
