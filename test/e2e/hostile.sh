@@ -355,7 +355,7 @@ if [ -z "$URL" ]; then
 else
     t0=$SECONDS
     python3 - "$T" "$URL" "$SECRET" "$NHTTP" "$SHIM_PID" >"$T/http.txt" 2>&1 <<'EOF'
-import http.client, random, sys, threading, urllib.parse
+import http.client, random, sys, threading, time, urllib.parse
 T, url, key, n, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 sys.path.insert(0, T)
 import hostile_gen
@@ -411,7 +411,6 @@ lock = threading.Lock()
 # to the largest answers, which grow with the leads the payloads keep merging into); the
 # second, the same work again, must not grow its memory.
 reqs = list(requests())
-it = iter(reqs + reqs)
 n2 = 2 * n
 done = [0]
 statuses = {}
@@ -464,12 +463,16 @@ def worker():
             if not isinstance(st, int) or st >= 500:
                 bad.append("%s %s %s -> %s" % (kind, method, path[:60], st))
             done[0] += 1
-            if done[0] in (n, n + n // 2, n2):
-                rss[done[0]] = rss_kib()
 
-threads = [threading.Thread(target=worker) for _ in range(8)]
-for t in threads: t.start()
-for t in threads: t.join()
+# Memory is read between phases, with no request in flight: what the shim keeps, not what
+# eight requests hold at that moment (a sample taken mid-flight swung by several MiB).
+for lo, hi in ((0, n), (n, n + n // 2), (n + n // 2, n2)):
+    it = iter((reqs + reqs)[lo:hi])
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    time.sleep(0.2)
+    rss[hi] = rss_kib()
 print("statuses " + " ".join("%s=%d" % (k, v) for k, v in sorted(statuses.items(), key=str)))
 print("bad %d" % len(bad))
 for b in bad[:8]: print("badreq " + b)
