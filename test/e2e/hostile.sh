@@ -14,9 +14,11 @@
 #   - HTTP: HOSTILE_HTTP (default 3000) requests (JSON, form, query string, raw bytes) to a
 #     shim started for the test, 8 clients at once, then the same requests again: no 500
 #     (no 5xx at all), no dropped connection, the shim still runs, and its memory (VmRSS)
-#     stays flat: it grows by less than HOSTILE_RSS_KIB (default 4096) over the second
-#     pass. (Over the first, the allocator's arenas grow to the largest answers, and those
-#     grow as the payloads keep merging into the same few leads: not a leak, but not flat.)
+#     stays flat: over the last half of the second pass it grows by less than half of
+#     HOSTILE_RSS_KIB (default 4096), the same bound per request as over a whole pass. (Over
+#     the first pass, and under load once early in the second, the allocator's arenas grow to
+#     the largest answers, and those grow as the payloads keep merging into the same few
+#     leads: not a leak, but not flat.) Memory is read between phases, nothing in flight.
 #   - No secret sent under a secret key (any case) is anywhere in the database afterwards.
 #
 # Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
@@ -491,10 +493,12 @@ EOF
     else not_ok "HTTP: the shim is still running" "$(tail -n 20 "$T/shim.err")"; fi
     read -r _ r1 r2 r3 < <(grep '^rss' "$T/http.txt")
     diag "VmRSS after $NHTTP, $((NHTTP * 3 / 2)), $((NHTTP * 2)) requests: ${r1:-?} ${r2:-?} ${r3:-?} KiB"
-    if [ -n "${r1:-}" ] && [ "${r1:-0}" -gt 0 ] && [ $((r3 - r1)) -lt "$RSS_LIMIT_KIB" ]; then
-        ok "HTTP: the shim's memory is flat (VmRSS +$((r3 - r1)) KiB over the second pass, limit $RSS_LIMIT_KIB)"
+    # the second half of the second pass, at the rate of a whole pass: a leak grows there as
+    # anywhere; a one-time step of the allocator early in the pass (seen under load) does not
+    if [ -n "${r2:-}" ] && [ "${r2:-0}" -gt 0 ] && [ $((2 * (r3 - r2))) -lt "$RSS_LIMIT_KIB" ]; then
+        ok "HTTP: the shim's memory is flat (VmRSS +$((r3 - r2)) KiB over the last half of the second pass, limit $((RSS_LIMIT_KIB / 2)))"
     else
-        not_ok "HTTP: the shim's memory is flat" "VmRSS ${r1:-?} -> ${r3:-?} KiB (limit +$RSS_LIMIT_KIB)"
+        not_ok "HTTP: the shim's memory is flat" "VmRSS ${r2:-?} -> ${r3:-?} KiB over the last 1/4 (limit +$((RSS_LIMIT_KIB / 2)))"
     fi
     is "HTTP: no database error reached the shim's log (stderr)" \
         "$(grep -c 'database error\|SQLSTATE' "$T/shim.err")" 0
