@@ -653,7 +653,7 @@ run_intakes(void **args, const bool *expired, int n)
 		Request *req = args[i];
 
 		/* while the spool holds requests, new ones join its end: arrival order is kept */
-		if (expired[i] || (spool_enabled() && spool_depth() > 0))
+		if (expired[i] || spool_depth() > 0)
 		{
 			req->outcome = DB_UNAVAILABLE;
 			continue;
@@ -677,8 +677,7 @@ run_intakes(void **args, const bool *expired, int n)
 			req->outcome = calls[i].outcome;
 			req->result = calls[i].result;
 		}
-		if (req->outcome == DB_UNAVAILABLE && !(spool_enabled() && spool_depth() > 0) &&
-			wait_for_database(req))
+		if (req->outcome == DB_UNAVAILABLE && spool_depth() == 0 && wait_for_database(req))
 			continue;
 		if (req->outcome == DB_UNAVAILABLE)
 			req->spooled = spool_request(req);
@@ -706,13 +705,12 @@ respond_spooled(struct MHD_Connection *con, Request *req)
 {
 	static const char body[] = "{\"success\": true, \"queued\": true, \"message\": \"Lead queued: "
 							   "the database is unavailable\"}";
-	static const IntakeResult queued = {.dashboard_query = "from_dialer=true&queued=true"};
 
 	if (req->redirect && shim_config.dashboard_url)
 		return respond_redirect(con, req,
 								&(IntakeResult){.status = 202,
 												.response = (char *) body,
-												.dashboard_query = queued.dashboard_query});
+												.dashboard_query = "from_dialer=true&queued=true"});
 	return respond_json(con, req, 202, body, NULL, NULL);
 }
 

@@ -152,6 +152,7 @@ typedef struct SpoolStats
 /* Creates DIR/tmp, DIR/new, DIR/failed (0700), forgets tmp/, counts new/; false with err. */
 extern bool spool_open(const char *dir, char *err, size_t errlen);
 extern bool spool_enabled(void);
+/* Requests waiting in the spool (0 without one). */
 extern unsigned spool_depth(void);
 /* Writes r durably (tmp/, fsync, rename into new/, fsync new/). */
 extern SpoolResult spool_write(const SpoolRecord *r);

@@ -47,32 +47,33 @@ class Sources:
         return src
 
 
+def open_sending(host, port, srcs, first_bytes, timeout):
+    """A new connection from the next source that has sent first_bytes (maybe none); None
+    when it could not be made."""
+    try:
+        s = connect(host, port, srcs.next(), timeout=timeout)
+        if first_bytes:
+            s.send(first_bytes)
+        return s
+    except OSError:
+        return None
+
+
 def flood_connect(host, port, n, first_bytes, per_ip=64):
     """n connections that each send first_bytes (maybe none) and close at once."""
     srcs = Sources(per_ip)
     for _ in range(n):
-        try:
-            s = connect(host, port, srcs.next(), timeout=1)
-            if first_bytes:
-                s.send(first_bytes)
+        s = open_sending(host, port, srcs, first_bytes, 1)
+        if s is not None:
             s.close()
-        except OSError:
-            pass
 
 
 def flood_hold(host, port, n, seconds, first_bytes, per_ip=64):
     """n connections that send first_bytes (maybe none) and hold; reopened when closed."""
     srcs = Sources(per_ip)
-    held = []
-    for _ in range(n):
-        try:
-            s = connect(host, port, srcs.next(), timeout=1)
-            if first_bytes:
-                s.send(first_bytes)
-            s.setblocking(False)
-            held.append(s)
-        except OSError:
-            pass
+    held = [s for s in (open_sending(host, port, srcs, first_bytes, 1) for _ in range(n)) if s]
+    for s in held:
+        s.setblocking(False)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         time.sleep(0.05)
@@ -86,14 +87,10 @@ def flood_hold(host, port, n, seconds, first_bytes, per_ip=64):
                 alive.append(s)
             except OSError:
                 s.close()
-                try:
-                    r = connect(host, port, srcs.next(), timeout=0.2)
-                    if first_bytes:
-                        r.send(first_bytes)
+                r = open_sending(host, port, srcs, first_bytes, 0.2)
+                if r is not None:
                     r.setblocking(False)
                     alive.append(r)
-                except OSError:
-                    pass
         held = alive
     for s in held:
         s.close()
