@@ -295,18 +295,18 @@ li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent, cha
 	return ok;
 }
 
-/* The username and name to show for agent id, or NULLs when there is no such agent. */
+/* The username and name to show for agent_id, or NULLs when there is no such agent. */
 void
-li_agent_by_id(int64 id, LeadAgent *out)
+li_agent_by_id(int64 agent_id, LeadAgent *out)
 {
 	char key[48];
 	Kept *k;
 	bool found;
-	Datum arg = Int64GetDatum(id);
-	Agent agent = {id, NULL, NULL};
+	Datum arg = Int64GetDatum(agent_id);
+	Agent agent = {agent_id, NULL, NULL};
 
 	prepare_kept();
-	snprintf(key, sizeof(key), "%u\x1f" INT64_FORMAT, GetUserId(), id);
+	snprintf(key, sizeof(key), "%u\x1f" INT64_FORMAT, GetUserId(), agent_id);
 	k = kept_entry(key, &found);
 	if (!(k && found))
 	{

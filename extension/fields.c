@@ -1,6 +1,7 @@
 /*
  * fields.c: the one table of dialer fields (JSON key, column, length limit, kind), its
- * aliases and the secret keys. Validation, storage and the response all read it.
+ * aliases, the secret keys, and the lead's other columns. Validation, storage and the
+ * response all read them.
  */
 #include "leadintake.h"
 
@@ -10,7 +11,7 @@
 
 /* Limits are generous for real data; README.md documents them. */
 const DialerField li_fields[LI_NFIELDS] = {
-	[F_LEAD_ID] = {"lead_id", "dialer_lead_id", 64, FK_TEXT},
+	[F_DIALER_LEAD_ID] = {"lead_id", "dialer_lead_id", 64, FK_TEXT},
 	[F_VENDOR_ID] = {"vendor_id", "vendor_id", 100, FK_TEXT},
 	[F_LIST_ID] = {"list_id", "list_id", 64, FK_TEXT},
 	[F_GMT_OFFSET_NOW] = {"gmt_offset_now", "gmt_offset_now", 8, FK_OFFSET},
@@ -70,7 +71,7 @@ static const struct
 	FieldId field;
 } aliases[] = {
 	{"agent_username", F_USER},
-	{"dialer_lead_id", F_LEAD_ID},
+	{"dialer_lead_id", F_DIALER_LEAD_ID},
 	{"recording_filename", F_RECORDING_FILE},
 	{"vendor_lead_code", F_VENDOR_ID},
 };
@@ -125,10 +126,44 @@ li_is_secret(const char *key, int len)
 }
 
 /* The response echoes each field under its JSON key; the dialer's lead id is the one exception. */
-const char *
-li_response_key(FieldId f)
+static const char *
+response_key(FieldId f)
 {
-	return f == F_LEAD_ID ? li_fields[f].column : li_fields[f].key;
+	return f == F_DIALER_LEAD_ID ? li_fields[f].column : li_fields[f].key;
+}
+
+/* The lead's columns that no dialer field fills, and how the response shows each. */
+static const LeadColumn own_columns[LC_NOWN] = {
+	[LC_ID] = {"id", "id", LS_ID, FK_INT, -1},
+	[LC_STATUS] = {"status", "status", LS_VALUE, FK_TEXT, -1},
+	[LC_PHONE_E164] = {"phone_e164", "phone_e164", LS_VALUE, FK_TEXT, -1},
+	[LC_EXTRA] = {"extra", "extra", LS_EXTRA, FK_TEXT, -1},
+	[LC_CREATED_AT] = {"created_at", "created_at", LS_UTC, FK_TEXT, -1},
+	[LC_UPDATED_AT] = {"updated_at", "updated_at", LS_UTC, FK_TEXT, -1},
+	[LC_AGENT] = {"assigned_agent_id", NULL, LS_AGENT, FK_INT, -1},
+};
+
+/*
+ * Every column of a lead the writes return and the response shows: the own columns (in
+ * LeadOwnColumn order, so their index is known), then each stored dialer field's.
+ */
+const LeadColumn *
+li_lead_columns(int *n)
+{
+	static LeadColumn cols[LC_NOWN + LI_NFIELDS];
+	static int ncols = 0;
+
+	if (ncols == 0)
+	{
+		for (int i = 0; i < LC_NOWN; i++)
+			cols[ncols++] = own_columns[i];
+		for (int f = 0; f < LI_NFIELDS; f++)
+			if (li_fields[f].column)
+				cols[ncols++] = (LeadColumn){li_fields[f].column, response_key(f), LS_VALUE,
+											 li_fields[f].kind, f};
+	}
+	*n = ncols;
+	return cols;
 }
 
 PG_FUNCTION_INFO_V1(leadintake_fields);

@@ -16,7 +16,6 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 PG_MODULE_MAGIC;
 
@@ -77,38 +76,6 @@ storable_text(const char *data, int len)
 		}
 	}
 	return buf.data;
-}
-
-/*
- * Runs fn(arg) in a subtransaction: NULL when it succeeded, else its error (copied into the
- * caller's memory context), everything it did rolled back. The caller's memory context and
- * resource owner are current again either way; an enclosing subtransaction is untouched.
- */
-ErrorData *
-li_subtransaction(void (*fn)(void *), void *arg)
-{
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData *volatile edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(context);
-	CurrentResourceOwner = owner;
-	return edata;
 }
 
 typedef struct Guarded
@@ -317,7 +284,7 @@ leadintake_process_inbox(PG_FUNCTION_ARGS)
 		out[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
 		MemoryContextSwitchTo(row_context);
 		out_nulls[2] = (error == NULL);
-		out[3] = Int64GetDatum(in.lead_id);
+		out[3] = Int64GetDatum(in.crm_lead_id);
 		out_nulls[3] = in.status != 201;
 		for (int c = 0; c < 4; c++)
 		{

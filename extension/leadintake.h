@@ -8,9 +8,8 @@
 #include "postgres.h"
 
 /*
- * Built and tested on PostgreSQL 15 only: rowwrite.c and lookup.c call executor and
- * relcache internals whose signatures change between major versions (README, "PostgreSQL
- * versions", says how a port goes).
+ * Built and tested on PostgreSQL 15 only (README, "PostgreSQL versions", says how a port
+ * goes).
  */
 #if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 160000
 #error "leadintake supports PostgreSQL 15 only (README: PostgreSQL versions)"
@@ -43,7 +42,7 @@ typedef enum FieldKind
  */
 typedef enum FieldId
 {
-	F_LEAD_ID,
+	F_DIALER_LEAD_ID, /* key "lead_id": the dialer's id; the CRM's is the lead's "id" */
 	F_VENDOR_ID,
 	F_LIST_ID,
 	F_GMT_OFFSET_NOW,
@@ -111,10 +110,42 @@ extern const DialerField li_fields[LI_NFIELDS];
 #define LI_NSECRETS 5
 extern const char *const li_secrets[LI_NSECRETS];
 
+/* The lead's columns that no dialer field fills; the index of each in li_lead_columns(). */
+typedef enum LeadOwnColumn
+{
+	LC_ID, /* the CRM's lead id */
+	LC_STATUS,
+	LC_PHONE_E164,
+	LC_EXTRA,
+	LC_CREATED_AT,
+	LC_UPDATED_AT,
+	LC_AGENT,
+	LC_NOWN
+} LeadOwnColumn;
+
+/* How the response shows a lead column (contract section 6). */
+typedef enum LeadShow
+{
+	LS_ID,    /* a JSON number */
+	LS_VALUE, /* by the column's kind: a string, or null */
+	LS_EXTRA, /* the jsonb object itself */
+	LS_UTC,   /* a timestamptz as ISO 8601 in UTC */
+	LS_AGENT  /* the agent's id, shown as assigned_agent_username and assigned_agent_name */
+} LeadShow;
+
+typedef struct LeadColumn
+{
+	const char *column; /* in leadintake.leads */
+	const char *key;    /* in the response's lead; NULL for LS_AGENT */
+	LeadShow show;
+	FieldKind kind;
+	int field; /* the dialer field it stores (FieldId), or -1 */
+} LeadColumn;
+
 /* fields.c */
 extern int li_field_lookup(const char *key, int len, bool *is_alias);
 extern bool li_is_secret(const char *key, int len);
-extern const char *li_response_key(FieldId f);
+extern const LeadColumn *li_lead_columns(int *n);
 
 /* One field that failed validation; the key is the one the client sent. */
 typedef struct FieldError
@@ -170,8 +201,16 @@ typedef struct Agent
 	char *display_name;
 } Agent;
 
+/* The stored lead's agent, as the response names it. */
+typedef struct LeadAgent
+{
+	const char *username;
+	const char *name;
+} LeadAgent;
+
 extern bool li_resolve_agent(const char *dialer_user_id, const char *user, Agent *agent,
 							 char **error);
+extern void li_agent_by_id(int64 agent_id, LeadAgent *out);
 extern void li_define_agent_cache(void);
 
 /* The outcome of one intake, whichever entry it came through. */
@@ -190,15 +229,21 @@ typedef struct Intake
 	/* the outcome */
 	int status; /* HTTP status: 201, 400, 404, 500 */
 	int sqlstate;
-	char *error;    /* one sentence, as the HTTP body says it */
-	List *details;  /* FieldError * for a 400 */
-	List *warnings; /* FieldError * for a 201 that kept invalid values */
-	int64 lead_id;
+	char *error;       /* one sentence, as the HTTP body says it */
+	List *details;     /* FieldError * for a 400 */
+	List *warnings;    /* FieldError * for a 201 that kept invalid values */
+	int64 crm_lead_id; /* the stored lead's id (intake_log.lead_id) */
 	bool created;
 	const char *agent_username; /* the stored lead's agent, for NOTIFY */
 	Jsonb *response;            /* the HTTP body; built in the caller's context */
 	char *dashboard_query;
 } Intake;
+
+/* spi.c */
+extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
+extern ErrorData *li_subtransaction(void (*fn)(void *), void *arg);
+
+extern Datum li_text_or_null(const char *s, char *null);
 
 /* lookup.c */
 /* The lead a call merges into, as locked: its id and the columns a merge reads. */
@@ -215,75 +260,41 @@ typedef enum
 
 typedef struct FoundLead
 {
-	int64 id;
+	int64 crm_lead_id;
 	ItemPointerData tid; /* of the locked version: the update goes straight to it */
 	char *column[FL_NCOLUMNS];
 } FoundLead;
 
-extern bool li_find_lead(const char *lead_id, const char *e164, FoundLead *out);
+extern bool li_find_lead(const char *dialer_lead_id, const char *e164, FoundLead *out);
 
 /* store.c */
-extern struct _SPI_plan *li_keep_plan(const char *sql, int nargs, Oid *types);
-extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
-extern void li_log(Intake *in);
-extern char *li_error_text(Intake *in);
-
-/* rowwrite.c */
-typedef struct RowTarget RowTarget;
-typedef enum RowOutcome
-{
-	ROW_BY_STATEMENT, /* nothing done: the caller runs its statement */
-	ROW_INSERTED,
-	ROW_PRESENT, /* the arbiter's unique index has the value: not inserted */
-	ROW_UPDATED
-} RowOutcome;
-
-/* How li_update_row sets a column: as UPDATE ... SET column = <this> would. */
-typedef enum RowSet
-{
-	SET_KEEP,   /* the stored value stays */
-	SET_VALUE,  /* the value given */
-	SET_CONCAT, /* stored || given (jsonb) */
-	SET_IF_NULL /* coalesce(stored, given) */
-} RowSet;
-
-extern RowTarget *li_row_target(const char *relname, int n, const char *const *columns,
-								const Oid *types, const char *returning, const char *arbiter);
-extern RowOutcome li_insert_row(RowTarget *t, const Datum *values, const bool *nulls,
-								Datum *returned);
-extern RowOutcome li_update_row(RowTarget *t, ItemPointer tid, const Datum *values,
-								const bool *nulls, const RowSet *how, Datum *returned);
-
-/* leadintake.c */
-extern ErrorData *li_subtransaction(void (*fn)(void *), void *arg);
-
-/* notifier.c */
-extern void li_define_notifier(void);
-extern void li_notify(const char *payload);
-
-/* result.c */
-/* The stored lead's agent, as the response names it. */
-typedef struct LeadAgent
-{
-	const char *username;
-	const char *name;
-} LeadAgent;
-
-extern void li_agent_by_id(int64 id, LeadAgent *out); /* in agents.c */
-
-extern void li_fail(Intake *in, int status, int sqlstate, char *error, List *details);
-extern void li_error_response(Intake *in, MemoryContext outer);
-/* The lead a write returned, deformed: values in the order of li_lead_columns(). */
+/* The lead a write returned: values in the order of li_lead_columns(). */
 typedef struct LeadRow
 {
 	Datum *values;
 	bool *nulls;
 } LeadRow;
 
+extern bool li_store_lead(Payload *p, Agent *agent, LeadRow *lead);
+
+/* intake.c */
+extern void li_process(Jsonb *jb, Intake *in, MemoryContext outer);
+
+/* log.c */
+extern void li_log(Intake *in);
+extern char *li_error_text(Intake *in);
+
+/* notifier.c */
+extern void li_define_notifier(void);
+extern void li_notify(const char *payload);
+
+/* result.c */
+extern void li_fail(Intake *in, int status, int sqlstate, char *error, List *details);
+extern void li_error_response(Intake *in, MemoryContext outer);
 extern Jsonb *li_success_response(LeadRow *lead, bool created, LeadAgent *agent,
-								  const Payload *minimal_for, List *warnings, int64 *id);
+								  const Payload *minimal_for, List *warnings, int64 *crm_lead_id);
 extern char *li_dashboard_query(JsonbContainer *lead);
+extern char *li_field_list(const char *prefix, List *fields);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
-extern const char *const *li_lead_columns(int *n); /* in store.c */
 
 #endif /* LEADINTAKE_H */

@@ -46,7 +46,7 @@ put_cstring(JsonbParseState **st, const char *key, const char *value)
 	pushJsonbValue(st, WJB_VALUE, &v);
 }
 
-/* value in width digits, zero-padded (psprintf was 2 % of a call: three timestamps). */
+/* value in width digits, zero-padded. */
 static char *
 put_digits(char *p, int value, int width)
 {
@@ -217,27 +217,31 @@ add_key(const char *key, LeadKeyKind what, int col, FieldKind kind, int field)
 }
 
 /*
- * The lead's keys, once, in the order jsonb stores them, so that the object can be built
- * as its pairs already sorted (pushJsonbValue key by key was 5 % of a call). Two keys the
- * same would make an invalid jsonb: refused here, once.
+ * The lead's keys (li_lead_columns(), the agent's column as two keys), once, in the order
+ * jsonb stores them, so that the object is built with its pairs already sorted. Two keys
+ * the same would make an invalid jsonb: refused here, once.
  */
 static void
 prepare_lead_keys(void)
 {
-	int col = 0;
+	int ncols;
+	const LeadColumn *cols = li_lead_columns(&ncols);
+	static const LeadKeyKind shown_as[] = {
+		[LS_ID] = LK_ID, [LS_VALUE] = LK_COLUMN, [LS_EXTRA] = LK_EXTRA, [LS_UTC] = LK_UTC};
 
-	lead_keys = MemoryContextAlloc(TopMemoryContext, (LI_NFIELDS + 8) * sizeof(LeadKey));
-	add_key("id", LK_ID, col++, FK_INT, -1);
-	add_key("status", LK_COLUMN, col++, FK_TEXT, -1);
-	for (int f = 0; f < LI_NFIELDS; f++)
-		if (li_fields[f].column)
-			add_key(li_response_key(f), LK_COLUMN, col++, li_fields[f].kind, f);
-	add_key("phone_e164", LK_COLUMN, col++, FK_TEXT, -1);
-	add_key("extra", LK_EXTRA, col++, FK_TEXT, -1);
-	add_key("created_at", LK_UTC, col++, FK_TEXT, -1);
-	add_key("updated_at", LK_UTC, col++, FK_TEXT, -1);
-	add_key("assigned_agent_username", LK_AGENT_USERNAME, 0, FK_TEXT, -1);
-	add_key("assigned_agent_name", LK_AGENT_NAME, 0, FK_TEXT, -1);
+	lead_keys = MemoryContextAlloc(TopMemoryContext, (ncols + 1) * sizeof(LeadKey));
+	for (int col = 0; col < ncols; col++)
+	{
+		const LeadColumn *c = &cols[col];
+
+		if (c->show == LS_AGENT)
+		{
+			add_key("assigned_agent_username", LK_AGENT_USERNAME, col, FK_TEXT, -1);
+			add_key("assigned_agent_name", LK_AGENT_NAME, col, FK_TEXT, -1);
+		}
+		else
+			add_key(c->key, shown_as[c->show], col, c->kind, c->field);
+	}
 	qsort(lead_keys, nlead_keys, sizeof(LeadKey), jsonb_key_order);
 	for (int i = 1; i < nlead_keys; i++)
 		if (jsonb_key_order(&lead_keys[i - 1], &lead_keys[i]) == 0)
@@ -284,9 +288,10 @@ minimal_shows(const LeadKey *k, const Payload *sent, LeadRow *lead)
 			return sent->full_name != NULL;
 		case F_PHONE:
 			return sent->phone != NULL;
-		case F_LEAD_ID:
-			return sent->values[F_LEAD_ID] != NULL && !lead->nulls[k->col] &&
-				   strcmp(TextDatumGetCString(lead->values[k->col]), sent->values[F_LEAD_ID]) == 0;
+		case F_DIALER_LEAD_ID:
+			return sent->values[F_DIALER_LEAD_ID] != NULL && !lead->nulls[k->col] &&
+				   strcmp(TextDatumGetCString(lead->values[k->col]),
+						  sent->values[F_DIALER_LEAD_ID]) == 0;
 		default:
 			return sent->values[k->field] != NULL;
 	}
@@ -317,7 +322,7 @@ set_warnings(JsonbValue *v, List *warnings)
  */
 Jsonb *
 li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload *minimal_for,
-					List *warnings, int64 *id)
+					List *warnings, int64 *crm_lead_id)
 {
 	JsonbValue body;
 	JsonbValue *lead_obj;
@@ -325,7 +330,7 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload
 
 	if (lead_keys == NULL)
 		prepare_lead_keys();
-	*id = DatumGetInt64(lead->values[0]);
+	*crm_lead_id = DatumGetInt64(lead->values[LC_ID]);
 
 	/* jsonb's order: "lead" (4 bytes), then "created" < "message" < "success" (7), then
 	 * "warnings" (8) */
@@ -360,7 +365,7 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload
 		{
 			case LK_ID:
 				v->type = jbvNumeric;
-				v->val.numeric = int64_to_numeric(*id);
+				v->val.numeric = int64_to_numeric(*crm_lead_id);
 				break;
 			case LK_COLUMN:
 				set_column(v, lead->values[k->col], lead->nulls[k->col], k->kind);
@@ -380,6 +385,21 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload
 		}
 	}
 	return JsonbValueToJsonb(&body);
+}
+
+/* "<prefix>: key, key, ..." */
+char *
+li_field_list(const char *prefix, List *fields)
+{
+	StringInfoData buf;
+	ListCell *lc;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s: ", prefix);
+	foreach (lc, fields)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) ? ", " : "",
+						 ((FieldError *) lfirst(lc))->key);
+	return buf.data;
 }
 
 void

@@ -1,7 +1,6 @@
--- test/pgtap/lookup.sql: the look-up of the lead a call merges into (extension/lookup.c).
--- It probes the indexes and locks the row itself, as SELECT ... FOR UPDATE would: the same
--- lead, the same waits, the same errors and privileges; row-level security and unusual
--- indexes make it run the statement instead.
+-- test/pgtap/lookup.sql: the look-up of the lead a call merges into (extension/lookup.c), one
+-- SELECT ... FOR UPDATE: the lead by lead id, else the oldest by phone; its waits, errors and
+-- privileges, under row-level security and with unusual indexes.
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
 --   pg_prove -d DB test/pgtap/lookup.sql

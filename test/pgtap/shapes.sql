@@ -1,7 +1,7 @@
 -- test/pgtap/shapes.sql: a write stores exactly the fields a call sends (contract section 5)
--- whatever statement carries it. A backend keeps an UPDATE for each of its first 16 sets of
--- present fields (extension/store.c); later sets use the statement for any call. This file
--- sends 24 different sets in one session, so both kinds run; and 24 new leads of one field.
+-- whatever statement carries it. A backend keeps the UPDATE of the 16 sets of present fields
+-- it used last (extension/store.c); another set replaces the least recently used. This file
+-- sends 24 different sets in one session, so plans are replaced; and 24 new leads of one field.
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
 --   pg_prove -d DB test/pgtap/shapes.sql

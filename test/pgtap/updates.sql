@@ -1,12 +1,11 @@
--- test/pgtap/rowupdate.sql: a lead that exists is updated as logical replication's apply
--- updates a row (extension/rowwrite.c, li_update_row), not by a statement; yet what a DBA
--- adds to leads applies as it would to the UPDATE: CHECK constraints, domains, foreign keys,
--- indexes, AFTER ROW triggers (UPDATE OF a column included); and where only the statement
--- can do it right (BEFORE or statement triggers, row-level security, column privileges,
--- generated columns), the statement runs instead.
+-- test/pgtap/updates.sql: a lead that exists is updated by a statement that sets only the
+-- fields the call sent, so what a DBA adds to leads applies as to any UPDATE: CHECK
+-- constraints, domains, foreign keys, indexes, BEFORE and AFTER ROW triggers (UPDATE OF a
+-- column only when the call sends it), statement triggers, row-level security, column
+-- privileges, generated columns.
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
---   pg_prove -d DB test/pgtap/rowupdate.sql
+--   pg_prove -d DB test/pgtap/updates.sql
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS leadintake CASCADE;
@@ -144,7 +143,7 @@ DROP TRIGGER after_city ON leadintake.leads;
 UPDATE leadintake.leads SET title = 'Dr', first_name = 'Ann', middle_initial = NULL, last_name = 'Lee',
        full_name = 'Ann Lee' WHERE dialer_lead_id = 'U-1';
 
--- 8. A BEFORE ROW trigger may change the row (the statement runs): stored and answered.
+-- 8. A BEFORE ROW trigger may change the row: stored and answered.
 CREATE FUNCTION pg_temp.before_lead() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.city := upper(NEW.city); RETURN NEW; END $$;
 CREATE TRIGGER before_lead BEFORE UPDATE ON leadintake.leads
@@ -172,30 +171,30 @@ ALTER TABLE leadintake.leads DROP COLUMN city_upper;
 
 -- 11. Column privileges and row-level security, as for the statement.
 DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'li_rowupdate_caller') THEN
-        DROP OWNED BY li_rowupdate_caller;
-        DROP ROLE li_rowupdate_caller;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'li_update_caller') THEN
+        DROP OWNED BY li_update_caller;
+        DROP ROLE li_update_caller;
     END IF;
 END $$;
-CREATE ROLE li_rowupdate_caller;
-GRANT USAGE ON SCHEMA leadintake TO li_rowupdate_caller;
-GRANT SELECT ON leadintake.agents, public.lists TO li_rowupdate_caller;
+CREATE ROLE li_update_caller;
+GRANT USAGE ON SCHEMA leadintake TO li_update_caller;
+GRANT SELECT ON leadintake.agents, public.lists TO li_update_caller;
 GRANT SELECT, INSERT ON leadintake.leads, leadintake.phone_claims, leadintake.intake_log
-   TO li_rowupdate_caller;
+   TO li_update_caller;
 GRANT UPDATE (title, updated_at, extra, dialer_lead_id, full_name) ON leadintake.leads
-   TO li_rowupdate_caller;
-SET ROLE li_rowupdate_caller;
+   TO li_update_caller;
+SET ROLE li_update_caller;
 SELECT is(pg_temp.call('{"lead_id": "U-1", "title": "Mx"}') -> 'lead' ->> 'title', 'Mx',
     'UPDATE granted on the columns a call sets: the update is made');
 SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-1", "city": "Nairn"}')$$, '42501', NULL,
     'a call setting a column the caller may not update is refused (42501)');
 RESET ROLE;
-GRANT UPDATE ON leadintake.leads TO li_rowupdate_caller;
+GRANT UPDATE ON leadintake.leads TO li_update_caller;
 ALTER TABLE leadintake.leads ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON leadintake.leads FOR SELECT USING (true);
 CREATE POLICY add_all ON leadintake.leads FOR INSERT WITH CHECK (true);
 CREATE POLICY no_hull ON leadintake.leads FOR UPDATE USING (true) WITH CHECK (city <> 'Hull');
-SET ROLE li_rowupdate_caller;
+SET ROLE li_update_caller;
 SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-1", "city": "Hull"}')$$, '42501', NULL,
     'a row-level security policy that refuses the new row refuses the update (42501)');
 SELECT is(pg_temp.call('{"lead_id": "U-1", "city": "Kelso"}') -> 'lead' ->> 'city', 'Kelso',
@@ -262,5 +261,5 @@ SELECT is((SELECT city || ' ' || (SELECT count(*) FROM leadintake.leads WHERE di
 SELECT * FROM finish();
 DROP EXTENSION leadintake CASCADE;
 DROP TABLE public.lists;
-DROP OWNED BY li_rowupdate_caller;
-DROP ROLE li_rowupdate_caller;
+DROP OWNED BY li_update_caller;
+DROP ROLE li_update_caller;

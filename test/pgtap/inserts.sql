@@ -1,12 +1,10 @@
--- test/pgtap/rowwrite.sql: the intake_log row, and a new lead, are inserted as COPY and
--- INSERT ... ON CONFLICT DO NOTHING insert (extension/rowwrite.c), not by a statement; yet
--- what a DBA adds to the tables applies as it would to the statement: column defaults,
--- CHECK constraints, domains, foreign keys, AFTER ROW triggers, the serialization failure
--- of REPEATABLE READ; and where only the statement can do it right (BEFORE or statement
--- triggers, row-level security, no table privilege), the statement runs instead.
+-- test/pgtap/inserts.sql: the intake_log row and a new lead are inserted by statements (kept
+-- plans), so what a DBA adds to the tables applies as to any INSERT: column defaults, CHECK
+-- constraints, domains, foreign keys, BEFORE and AFTER ROW triggers, the serialization
+-- failure of REPEATABLE READ, row-level security, table and column privileges.
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink. Autocommit; ends with DROP EXTENSION leadintake CASCADE.
---   pg_prove -d DB test/pgtap/rowwrite.sql
+--   pg_prove -d DB test/pgtap/inserts.sql
 
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS leadintake CASCADE;
@@ -109,7 +107,7 @@ SELECT is((SELECT count(*) || ' ' || min(city) FROM pg_temp.seen
     'an AFTER ROW trigger on intake_log fires once, with the row');
 DROP TRIGGER after_log ON leadintake.intake_log;
 
--- 6. A BEFORE ROW trigger may change the row: the statement runs, the change is stored.
+-- 6. A BEFORE ROW trigger may change the row: the change is stored.
 CREATE FUNCTION pg_temp.before_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.key_name := 'set by trigger'; RETURN NEW; END $$;
 CREATE TRIGGER before_log BEFORE INSERT ON leadintake.intake_log
@@ -132,32 +130,32 @@ DROP TRIGGER per_statement ON leadintake.intake_log;
 
 -- 8. Privileges and row-level security, as for the statement.
 DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'li_rowwrite_caller') THEN
-        DROP OWNED BY li_rowwrite_caller;
-        DROP ROLE li_rowwrite_caller;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'li_insert_caller') THEN
+        DROP OWNED BY li_insert_caller;
+        DROP ROLE li_insert_caller;
     END IF;
 END $$;
-CREATE ROLE li_rowwrite_caller;
-GRANT USAGE ON SCHEMA leadintake TO li_rowwrite_caller;
-GRANT SELECT ON leadintake.agents TO li_rowwrite_caller;
-GRANT SELECT, INSERT, UPDATE ON leadintake.leads, leadintake.phone_claims TO li_rowwrite_caller;
-GRANT SELECT ON leadintake.intake_log TO li_rowwrite_caller;
-SET ROLE li_rowwrite_caller;
+CREATE ROLE li_insert_caller;
+GRANT USAGE ON SCHEMA leadintake TO li_insert_caller;
+GRANT SELECT ON leadintake.agents TO li_insert_caller;
+GRANT SELECT, INSERT, UPDATE ON leadintake.leads, leadintake.phone_claims TO li_insert_caller;
+GRANT SELECT ON leadintake.intake_log TO li_insert_caller;
+SET ROLE li_insert_caller;
 SELECT throws_ok($$SELECT pg_temp.call('R-8')$$, '42501', NULL,
     'a caller without INSERT on intake_log is refused (42501)');
 RESET ROLE;
 GRANT INSERT (received_at, source, key_name, client_addr, status, error, lead_id, created,
-              duration_ms, payload, raw_body) ON leadintake.intake_log TO li_rowwrite_caller;
-SET ROLE li_rowwrite_caller;
+              duration_ms, payload, raw_body) ON leadintake.intake_log TO li_insert_caller;
+SET ROLE li_insert_caller;
 SELECT is(pg_temp.call('R-9') ->> 'created', 'true',
     'INSERT granted on the columns a call writes: the row is logged');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM pg_temp.logged('R-9')), 1::bigint, '... once');
-GRANT INSERT ON leadintake.intake_log TO li_rowwrite_caller;
+GRANT INSERT ON leadintake.intake_log TO li_insert_caller;
 ALTER TABLE leadintake.intake_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_http ON leadintake.intake_log FOR INSERT WITH CHECK (source = 'http');
 CREATE POLICY read_all ON leadintake.intake_log FOR SELECT USING (true);
-SET ROLE li_rowwrite_caller;
+SET ROLE li_insert_caller;
 SELECT throws_ok($$SELECT pg_temp.call('R-10')$$, '42501', NULL,
     'a row-level security policy that refuses source ''sql'' refuses the row (42501)');
 RESET ROLE;
@@ -250,5 +248,5 @@ SELECT * FROM finish();
 SELECT dblink_disconnect('a'), dblink_disconnect('b');
 DROP EXTENSION leadintake CASCADE;
 DROP TABLE public.lists;
-DROP OWNED BY li_rowwrite_caller;
-DROP ROLE li_rowwrite_caller;
+DROP OWNED BY li_insert_caller;
+DROP ROLE li_insert_caller;
