@@ -104,12 +104,6 @@ typedef struct DialerField
 	FieldKind kind;
 } DialerField;
 
-extern const DialerField li_fields[LI_NFIELDS];
-
-/* Keys never stored nor logged, matched case-insensitively (contract section 3). */
-#define LI_NSECRETS 5
-extern const char *const li_secrets[LI_NSECRETS];
-
 /* The lead's columns that no dialer field fills; the index of each in li_lead_columns(). */
 typedef enum LeadOwnColumn
 {
@@ -143,10 +137,17 @@ typedef struct LeadColumn
 } LeadColumn;
 
 /* fields.c */
+extern const DialerField li_fields[LI_NFIELDS];
+
+/* Keys never stored nor logged, matched case-insensitively (contract section 3). */
+#define LI_NSECRETS 5
+extern const char *const li_secrets[LI_NSECRETS];
+
 extern int li_field_lookup(const char *key, int len, bool *is_alias);
 extern bool li_is_secret(const char *key, int len);
 extern const LeadColumn *li_lead_columns(int *n);
 
+/* payload.c */
 /* One field that failed validation; the key is the one the client sent. */
 typedef struct FieldError
 {
@@ -164,7 +165,7 @@ typedef enum InvalidFields
 
 extern int li_invalid_fields;
 
-/* A payload read, normalised and validated (payload.c). */
+/* A payload read, normalised and validated. */
 typedef struct Payload
 {
 	char *values[LI_NFIELDS]; /* trimmed text; NULL when absent */
