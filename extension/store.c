@@ -9,6 +9,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/typcache.h"
 
 /*
  * The insert and the update share one parameter layout: $1 an id, then the derived values,
@@ -75,18 +76,13 @@ static const char *const derived_columns[P_FIRST_FIELD] = {[P_AGENT_ID] = "assig
 														   [P_DIALER_LEAD_ID] = "dialer_lead_id"};
 
 /*
- * " RETURNING l.<column>, ...": the lead's columns in li_lead_columns() order, for the
- * response.
+ * The writes return the whole row (RETURNING l): one composite value costs the executor
+ * less than a projection of every column at each execution.
  */
 static void
 append_returning(StringInfo sql)
 {
-	int ncols;
-	const LeadColumn *cols = li_lead_columns(&ncols);
-
-	appendStringInfoString(sql, " RETURNING ");
-	for (int i = 0; i < ncols; i++)
-		appendStringInfo(sql, "%sl.%s", i ? ", " : "", quote_identifier(cols[i].column));
+	appendStringInfoString(sql, " RETURNING l");
 }
 
 /*
@@ -227,20 +223,57 @@ claim_phone(const char *e164)
 	return false;
 }
 
+/*
+ * The row a write returned, deformed into li_lead_columns() order. The columns are found by
+ * name once per version of the row type (a column dropped and added moves them).
+ */
+static void
+lead_row(Datum written, LeadRow *lead)
+{
+	static AttrNumber attnum[LC_NOWN + LI_NFIELDS];
+	static uint64 mapped_version = 0;
+	int ncols;
+	const LeadColumn *cols = li_lead_columns(&ncols);
+	HeapTupleHeader h = DatumGetHeapTupleHeader(written);
+	Oid type = HeapTupleHeaderGetTypeId(h);
+	int32 typmod = HeapTupleHeaderGetTypMod(h);
+	TupleDesc desc = lookup_rowtype_tupdesc(type, typmod);
+	uint64 version = assign_record_type_identifier(type, typmod);
+	HeapTupleData tuple = {.t_len = HeapTupleHeaderGetDatumLength(h), .t_data = h};
+	Datum *all = palloc(desc->natts * sizeof(Datum));
+	bool *allnull = palloc(desc->natts * sizeof(bool));
+
+	if (mapped_version != version)
+	{
+		for (int i = 0; i < ncols; i++)
+			if ((attnum[i] = SPI_fnumber(desc, cols[i].column)) <= 0)
+				elog(ERROR, "column \"%s\" of leadintake.leads is missing", cols[i].column);
+		mapped_version = version;
+	}
+	ItemPointerSetInvalid(&tuple.t_self);
+	heap_deform_tuple(&tuple, desc, all, allnull);
+	lead->values = palloc(ncols * sizeof(Datum));
+	lead->nulls = palloc(ncols * sizeof(bool));
+	for (int i = 0; i < ncols; i++)
+	{
+		lead->values[i] = all[attnum[i] - 1];
+		lead->nulls[i] = allnull[attnum[i] - 1];
+	}
+	ReleaseTupleDesc(desc);
+}
+
 /* One write of the lead; false when it touched no row. The lead as stored, into *lead. */
 static bool
 write_lead(SPIPlanPtr plan, Datum *values, char *nulls, LeadRow *lead)
 {
 	int rc = SPI_execute_plan(plan, values, nulls, false, 0);
-	TupleDesc desc = SPI_tuptable->tupdesc;
+	bool isnull;
 
 	if (rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "lead write failed");
 	if (SPI_processed != 1)
 		return false;
-	lead->values = palloc(desc->natts * sizeof(Datum));
-	lead->nulls = palloc(desc->natts * sizeof(bool));
-	heap_deform_tuple(SPI_tuptable->vals[0], desc, lead->values, lead->nulls);
+	lead_row(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), lead);
 	return true;
 }
 
