@@ -5,6 +5,9 @@
 #
 #   bash test/bench/callgrind.sh [LEADINTAKE.SO ...]    (as root; default: the installed one)
 #
+# The last build should be the installed one (its SQL scripts create the extension); older
+# builds run on that schema.
+#
 # Starts a throwaway cluster, creates the bench database (setup.sql, 100,000 leads stored,
 # fillfactor as the extension sets it) and 1,050 payloads (bench.payload: half new leads,
 # half among the stored ones), stops it and keeps a copy of its data directory. Then for each
@@ -62,14 +65,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The cluster runs the first build (its CREATE EXTENSION and setup only; nothing measured).
-mount --bind "$WORK/build0.so" "$LIB/leadintake.so" || exit 2
+# The cluster runs the last build, the one the installed SQL scripts come with (CREATE
+# EXTENSION and the setup only; nothing measured).
+mount --bind "$WORK/build$((${#builds[@]} - 1)).so" "$LIB/leadintake.so" || exit 2
 port=$(li_free_port) || exit 2
 li_start_cluster "$WORK/pg" "$port" >/dev/null || { echo "callgrind.sh: no cluster" >&2; exit 2; }
 P() { li_psql "$WORK/pg" "$port" -d bench -q -At "$@"; }
 li_psql "$WORK/pg" "$port" -d postgres -c 'CREATE DATABASE bench' >/dev/null
 P -c 'CREATE EXTENSION leadintake' -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
-    >/dev/null 2>&1
+    >/dev/null || { echo "callgrind.sh: CREATE EXTENSION failed" >&2; exit 2; }
 P -f "$BENCH/setup.sql" >/dev/null || { echo "callgrind.sh: setup.sql failed" >&2; exit 2; }
 P -c 'SELECT bench.load(100000)' -c 'VACUUM ANALYZE' >/dev/null
 P -c "CREATE TABLE stg AS SELECT i, bench.payload(CASE WHEN i % 2 = 0
@@ -119,7 +123,7 @@ for round in 1 2; do
         if ! grep -q 'inbox pending 0, not 201 0' "$WORK/cg$i.$round.log" \
                 || grep -q 'ERROR' "$WORK/cg$i.$round.log"; then
             echo "callgrind.sh: ${builds[$i]}: the session did not run cleanly:" >&2
-            grep -m 5 -e ERROR -e 'inbox pending' "$WORK/cg$i.$round.log" >&2
+            grep -m 5 -e ERROR -e FATAL -e 'inbox pending' "$WORK/cg$i.$round.log" >&2
             status=1
             continue
         fi

@@ -39,7 +39,7 @@
 # BENCH_POOL (2 x cores), BENCH_GROWTH ("1000 100000 1000000"), BENCH_KEEP=1 keeps the
 # scratch directory (cluster log, raw outputs, perf.data files), BENCH_RESULTS (where to
 # write RESULTS.md), BENCH_BEFORE_SO (an older leadintake.so to count against, step 7).
-# About 6-7 minutes on 2 cores with the defaults, one more with BENCH_BEFORE_SO.
+# About 6-7 minutes on 2 cores with the defaults, two or three more with BENCH_BEFORE_SO.
 
 set -uo pipefail
 
