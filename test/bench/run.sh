@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test/bench/run.sh: the leadintake benchmark (`make bench`; not part of scripts/test.sh).
 #
-# The machine is small and shared, so every target is either a ratio of two things measured
-# side by side in this run, or a CPU cost read from /proc (which waiting does not inflate).
+# The machine is small and shared, so every target but two (the shim's peak memory and the
+# bulk rates) is a ratio of two things measured side by side in the same round: the product
+# against a floor that does less than the product must (test/bench/RESULTS.md, "Floors").
 # What it does, as root from any directory:
 #   1. installs what it needs (scripts/lib.sh: LI_PACKAGES and LI_BENCH_PACKAGES: wrk,
 #      linux-perf, postgresql-contrib), builds and installs (`make && make install`);
@@ -13,13 +14,14 @@
 #      bench.leads (a plain copy of leadintake.leads) and loads $BENCH_LEADS leads into both
 #      (setup.sql); starts a copy of the shim;
 #   3. ROUNDS rounds of, each for SECS seconds, c=32: pgbench baseline.sql (a bare prepared
-#      upsert), baseline_notify.sql (the same and a pg_notify: a diagnostic, no target),
-#      baseline_log.sql (the upsert and the intake_log row: the floor of a call, a
-#      diagnostic), the same into bench.leads_fk (with leadintake.leads's foreign key to the
-#      agents, a diagnostic), function.sql (leadintake_from_dialer), wrk shim.lua against the shim
-#      (--pool-size POOL); half the calls name an existing lead, half a new one; then wrk
-#      against floor.c, libmicrohttpd alone in three threading models (a diagnostic: the
-#      floor of the shim's CPU);
+#      upsert, a diagnostic), baseline_notify.sql (the same and a pg_notify: a diagnostic),
+#      baseline_log.sql (the upsert and the intake_log row, a diagnostic), the same into
+#      bench.leads_fk (with leadintake.leads's foreign key to the agents: the floor of a call,
+#      which the function's rate and database CPU are held to), function.sql
+#      (leadintake_from_dialer), wrk shim.lua against the shim (--pool-size POOL); half the
+#      calls name an existing lead, half a new one; then wrk against floor.c, libmicrohttpd
+#      alone: with the shim's hand-off at the shim's rate in that round (the floor the
+#      shim's CPU is held to), with a thread per connection and inline (diagnostics);
 #   4. profiles (perf, cpu-clock, call graphs) of the database during the function run and of
 #      the shim and its backends during the wrk run, with the backends' wait events and the
 #      nested statements' times (pg_stat_statements.track = all, for this phase only), the
@@ -27,13 +29,17 @@
 #   5. one statement over 10,000 payloads; process_inbox(1000) draining 50,000 rows;
 #   6. growth: per-call cost with 1k, 100k and 1M leads stored (one statement over 10,000
 #      payloads, beside the same rows through the bare upsert in a PL/pgSQL loop);
-#   7. report.py writes test/bench/RESULTS.md, prints the figures and the targets; the exit
-#      status is 1 when a target is missed (2 when the bench itself could not run).
+#   7. with BENCH_BEFORE_SO=OLD.so (make bench BEFORE=OLD.so): callgrind.sh counts the
+#      instructions per call of the extension's entries in OLD.so and in this build;
+#   8. report.py writes test/bench/RESULTS.md, prints the figures and the targets (each
+#      ratio target a median of ratios taken within a round); the exit status is 1 when a
+#      target is missed, naming each (2 when the bench itself could not run).
 #
 # Environment: BENCH_ROUNDS (3), BENCH_SECONDS (10, at least 5), BENCH_LEADS (100000),
 # BENCH_POOL (2 x cores), BENCH_GROWTH ("1000 100000 1000000"), BENCH_KEEP=1 keeps the
 # scratch directory (cluster log, raw outputs, perf.data files), BENCH_RESULTS (where to
-# write RESULTS.md). About 6-7 minutes on 2 cores with the defaults.
+# write RESULTS.md), BENCH_BEFORE_SO (an older leadintake.so to count against, step 7).
+# About 6-7 minutes on 2 cores with the defaults, two or three more with BENCH_BEFORE_SO.
 
 set -uo pipefail
 
@@ -61,6 +67,8 @@ new_base() { RUN=$((RUN + 1)); BASE=$((RUN * 1000000000)); }   # not in $(...): 
 
 [ "$(id -u)" -eq 0 ] || fail "run as root (it installs packages and runs the cluster as postgres)"
 [ "$SECS" -ge 5 ] || fail "BENCH_SECONDS must be 5 or more"
+BEFORE_SO=${BENCH_BEFORE_SO:-}
+[ -z "$BEFORE_SO" ] || [ -r "$BEFORE_SO" ] || fail "BENCH_BEFORE_SO: no file $BEFORE_SO"
 
 WORK=$(mktemp -d /tmp/leadintake-bench.XXXXXX) || fail "mktemp failed"
 chmod 755 "$WORK"
@@ -89,6 +97,7 @@ trap 'li_log interrupted; exit 130' INT TERM
 # ---------------------------------------------------------------------------------------
 step "packages, build, install"
 li_ensure_packages "${LI_PACKAGES[@]}" "${LI_BENCH_PACKAGES[@]}" || fail "packages missing"
+[ -z "$BEFORE_SO" ] || li_ensure_packages valgrind || fail "valgrind missing"
 li_build || fail "the build failed"
 # Other sessions on this machine may build and `make install` while the bench runs. What we
 # measure is the build just made: copies of the shim, of the server's library directory and
@@ -198,8 +207,9 @@ FLOOR_BYTES=$(b_psql -q -c 'BEGIN' \
 FLOOR_SECS=$(( SECS / 2 > 5 ? SECS / 2 : 5 ))
 b_record meta.floor - "$FLOOR_BYTES-byte answers, $FLOOR_SECS s a run"
 
+# Each figure is recorded with its round; report.py takes the ratios within a round.
 for r in $(seq "$ROUNDS"); do
-    step "round $r/$ROUNDS: baseline"
+    step "round $r/$ROUNDS: baseline (diagnostic)"
     b_settle
     before=$(b_psql -c 'SELECT count(*) FROM bench.leads')
     new_base
@@ -209,7 +219,6 @@ for r in $(seq "$ROUNDS"); do
     b_record base.cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_TXNS")"
     b_record base.new_pct "$r" "$(b_calc "100.0 * ($after - $before) / $B_TXNS")"
     b_record base.others_pct "$r" "$B_OTHERS"
-    base_tps=$B_TPS
 
     step "round $r/$ROUNDS: baseline + pg_notify (diagnostic)"
     b_settle
@@ -218,7 +227,6 @@ for r in $(seq "$ROUNDS"); do
     b_record notify.tps "$r" "$B_TPS"
     b_record notify.cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_TXNS")"
     b_record notify.others_pct "$r" "$B_OTHERS"
-    b_record ratio.notify_base "$r" "$(b_calc "$B_TPS / $base_tps")"
 
     step "round $r/$ROUNDS: baseline + the log row (diagnostic)"
     b_settle
@@ -227,10 +235,8 @@ for r in $(seq "$ROUNDS"); do
     b_record log.tps "$r" "$B_TPS"
     b_record log.cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_TXNS")"
     b_record log.others_pct "$r" "$B_OTHERS"
-    b_record ratio.log_base "$r" "$(b_calc "$B_TPS / $base_tps")"
-    log_tps=$B_TPS
 
-    step "round $r/$ROUNDS: the same with the foreign key (diagnostic)"
+    step "round $r/$ROUNDS: the same with the foreign key (the floor of a call)"
     b_settle
     new_base
     b_pgbench "$WORK/baseline_log_fk.sql" "$LEADS" "$BASE" "$SECS" \
@@ -238,8 +244,6 @@ for r in $(seq "$ROUNDS"); do
     b_record logfk.tps "$r" "$B_TPS"
     b_record logfk.cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_TXNS")"
     b_record logfk.others_pct "$r" "$B_OTHERS"
-    b_record ratio.logfk_base "$r" "$(b_calc "$B_TPS / $base_tps")"
-    logfk_tps=$B_TPS
 
     step "round $r/$ROUNDS: leadintake_from_dialer"
     b_settle
@@ -252,10 +256,6 @@ for r in $(seq "$ROUNDS"); do
     b_record func.cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_TXNS")"
     b_record func.new_pct "$r" "$new"
     b_record func.others_pct "$r" "$B_OTHERS"
-    b_record ratio.func_base "$r" "$(b_calc "$B_TPS / $base_tps")"
-    b_record ratio.func_log "$r" "$(b_calc "$B_TPS / $log_tps")"
-    b_record ratio.func_logfk "$r" "$(b_calc "$B_TPS / $logfk_tps")"
-    func_tps=$B_TPS
 
     step "round $r/$ROUNDS: the shim under wrk"
     b_settle
@@ -269,8 +269,6 @@ for r in $(seq "$ROUNDS"); do
     b_record shim.db_cpu_us "$r" "$(b_calc "1e6 * $B_CPU / $B_REQS")"
     b_record shim.new_pct "$r" "$new"
     b_record shim.others_pct "$r" "$B_OTHERS"
-    b_record ratio.shim_func "$r" "$(b_calc "$B_RPS / $func_tps")"
-    shim_cpu=$(b_calc "1e6 * $B_SHIM_CPU / $B_REQS")
     # the shim's time per request (a closed loop of CLIENTS): the floor's delay, for its rate
     delay=$(python3 -c "print(int(1e6 * $CLIENTS / $B_RPS))")
 
@@ -279,7 +277,6 @@ for r in $(seq "$ROUNDS"); do
     b_record floor.handoff_rps "$r" "$B_RPS"
     b_record floor.handoff_cpu_us "$r" "$B_FLOOR_CPU"
     b_record floor.hwm_kib "$r" "$B_FLOOR_HWM"
-    b_record ratio.shim_floor "$r" "$(b_calc "$shim_cpu / $B_FLOOR_CPU")"
     b_floor thread "$delay" "$LEADS" "$BASE" "$FLOOR_SECS" || fail "floor run failed"
     b_record floor.thread_rps "$r" "$B_RPS"
     b_record floor.thread_cpu_us "$r" "$B_FLOOR_CPU"
@@ -468,6 +465,29 @@ for size in $GROWTH; do
         b_record "growth.$size.others_pct" "$r.b" "$B_OTHERS"
     done
 done
+
+# ---------------------------------------------------------------------------------------
+# Instructions per call (callgrind.sh), the older build against this one: what a change
+# cost or saved, which the drifting speed of a shared machine does not blur.
+if [ -n "$BEFORE_SO" ]; then
+    step "callgrind: $BEFORE_SO against this build"
+    buildid() { readelf -n "$1" | sed -n 's/.*Build ID: //p'; }
+    b_record meta.cg_builds - "before: $BEFORE_SO (build-id $(buildid "$BEFORE_SO")); after: \
+this build (build-id $(buildid "$WORK/pkglib/leadintake.so"))"
+    if CALLGRIND_PKGLIB=$WORK/pkglib CALLGRIND_EXTDIR=$WORK/extension \
+            CALLGRIND_TSV=$WORK/callgrind.tsv \
+            bash "$BENCH/callgrind.sh" "$BEFORE_SO" "$WORK/pkglib/leadintake.so" \
+            >"$WORK/callgrind.out" 2>&1; then
+        while IFS=$'\t' read -r build round name per; do
+            if [ "$build" = 0 ]; then build=before; else build=after; fi
+            b_record "cg.$build.$name" "$round" "$per"
+        done <"$WORK/callgrind.tsv"
+    else   # the timed figures stand without it
+        li_log "callgrind.sh failed:"; cat "$WORK/callgrind.out" >&2
+        b_record meta.cg_error - "callgrind.sh failed: $(grep -m 3 -e callgrind.sh -e ERROR \
+"$WORK/callgrind.out" | tr '\n' ' ')"
+    fi
+fi
 
 b_record meta.load_after - "$(cut -d' ' -f1-3 /proc/loadavg); $(python3 "$BENCH/procstat.py" busy 3)"
 b_record meta.duration - "$((SECONDS - START)) s"
