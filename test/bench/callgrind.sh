@@ -30,7 +30,7 @@
 # (directories, as `pg_config --pkglibdir` and `--sharedir`/extension) are mounted over the
 # server's first when set: run.sh passes its copies of the build. CALLGRIND_TSV=FILE also
 # writes "build-index<TAB>round<TAB>measure<TAB>instructions per call" lines there;
-# CALLGRIND_OPTS adds server settings to every session (e.g. "-c leadintake.direct_access=off");
+# CALLGRIND_OPTS adds server settings to every session (e.g. "-c leadintake.invalid_fields=keep");
 # CALLGRIND_KEEP=1 keeps the scratch directory. Needs valgrind and unshare.
 
 set -uo pipefail
