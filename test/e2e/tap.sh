@@ -69,19 +69,22 @@ e2e_tmp() {
     chmod 755 "$T"
 }
 
-# e2e_own_cluster [DB]: starts a throwaway cluster in $T/pg (OWN_CLUSTER, its port in $port)
-# and exports PGHOST, PGPORT and PGUSER=postgres for it; with DB, creates that database with
-# the extension leadintake. Ends the script ("1..0 # SKIP" or "Bail out!") when it cannot.
+# e2e_own_cluster [DB [-c name=value ...]]: starts a throwaway cluster in $T/pg (OWN_CLUSTER,
+# its port in $port; the -c settings go to li_start_cluster) and exports PGHOST, PGPORT and
+# PGUSER=postgres for it; with DB, creates that database with the extension leadintake.
+# Ends the script ("1..0 # SKIP" or "Bail out!") when it cannot.
 e2e_own_cluster() {
+    local db=${1:-}
+    [ $# -gt 0 ] && shift
     li_ensure_packages >/dev/null 2>&1 || true
     OWN_CLUSTER=$T/pg
     port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
-    li_start_cluster "$OWN_CLUSTER" "$port" || bail "cannot start a cluster"
+    li_start_cluster "$OWN_CLUSTER" "$port" "$@" || bail "cannot start a cluster"
     PGHOST=$(li_sockdir "$OWN_CLUSTER")
     export PGHOST PGPORT=$port PGUSER=postgres
-    if [ -n "${1:-}" ]; then
-        { li_psql "$OWN_CLUSTER" "$port" -d postgres -c "CREATE DATABASE $1" >/dev/null \
-              && li_psql "$OWN_CLUSTER" "$port" -d "$1" -c 'CREATE EXTENSION leadintake' >/dev/null; } \
+    if [ -n "$db" ]; then
+        { li_psql "$OWN_CLUSTER" "$port" -d postgres -c "CREATE DATABASE $db" >/dev/null \
+              && li_psql "$OWN_CLUSTER" "$port" -d "$db" -c 'CREATE EXTENSION leadintake' >/dev/null; } \
             || bail "cannot create the database"
     fi
 }
@@ -125,15 +128,16 @@ stop_pid() {
 
 # ---------------------------------------------------------------- a script's set-up
 
-# e2e_database NAME: DB and CONNINFO: scripts/test.sh's database, or with nothing set NAME in
-# a throwaway cluster of the script's own (e2e_own_cluster); PGUSER postgres. q runs psql.
+# e2e_database NAME [-c name=value ...]: DB and CONNINFO: scripts/test.sh's database, or with
+# nothing set NAME in a throwaway cluster of the script's own (e2e_own_cluster, with the
+# settings given); PGUSER postgres. q runs psql.
 e2e_database() {
     if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
         DB=$LEADINTAKE_TEST_DB
         CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
     else
         DB=$1
-        e2e_own_cluster "$DB"
+        e2e_own_cluster "$@"
         CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
     fi
     export PGUSER=${PGUSER:-postgres}
