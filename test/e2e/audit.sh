@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119  # e2e_on_exit takes an optional function: none here
 # test/e2e/audit.sh: what a DBA's own controls on leadintake.leads see of a call's lead writes
 # (issue 15, item 1): each is a statement, so pgaudit, a BEFORE trigger and row-level security
 # treat them as they treat the DBA's own INSERT and UPDATE. Prints TAP.
@@ -24,8 +25,6 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 e2e_tmp audit
-OWN_CLUSTER=""
-SHIM_PIDS=()
 unset LEADINTAKE_TEST_DB
 e2e_database e2e_audit -c shared_preload_libraries=pgaudit,leadintake \
     -c pgaudit.role=auditor
@@ -139,3 +138,5 @@ HID=$(as_caller "$(call '{"user": "agent1", "lead_id": "R-HID", "notes": "seen"}
 diag "a call naming the hidden lead's id: $HID"
 is "a call naming the hidden lead's id leaves it unchanged" \
     "$(col R-HID "full_name || ' ' || city || ' ' || coalesce(notes, '-')")" "Secret Hidden -"
+
+[ "$FAILED" -eq 0 ]
