@@ -44,6 +44,8 @@ LI_PG_VERSION=15
 #   postgresql-server-dev-15    PGXS, server headers, pg_regress
 #   postgresql-15-pgtap         the pgTAP extension;  libtap-parser-sourcehandler-pgtap-perl: pg_prove
 #   postgresql-15-cron          pg_cron, the scheduler the README shows for process_inbox
+#   postgresql-15-pgaudit       pgaudit: test/e2e/audit.sh checks that a call's lead writes
+#                               are audited as statements
 #   libmicrohttpd-dev libpq-dev libgnutls28-dev pkg-config   the shim (HTTP, libpq, TLS)
 #   curl ca-certificates        the demo's and the end-to-end tests' HTTP client
 #   openssl                     self-signed certificates for the shim's TLS test
@@ -53,6 +55,7 @@ LI_PG_VERSION=15
 LI_PACKAGES=(make gcc libc6-dev
              postgresql-15 postgresql-server-dev-15
              postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron
+             postgresql-15-pgaudit
              libmicrohttpd-dev libpq-dev libgnutls28-dev pkg-config
              curl ca-certificates openssl python3
              clang-14 libclang-rt-14-dev valgrind)

@@ -31,57 +31,27 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 e2e_tmp batch
-SHIM_PIDS=()
-OWN_CLUSTER=""
 HOLDER=""
 
-if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-else
-    DB=e2e_batch
-    e2e_own_cluster "$DB"
-    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
-fi
-export PGUSER=${PGUSER:-postgres}
-unset PGDATABASE
-q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    [ -n "$HOLDER" ] && stop_pid "$HOLDER"
-    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+e2e_database e2e_batch
+stop_holder() { [ -n "$HOLDER" ] && stop_pid "$HOLDER"; }
+e2e_on_exit stop_holder
 
 [ -x "$SHIM" ] || { echo "1..0 # SKIP no shim binary at $SHIM"; exit 0; }
 q -c "INSERT INTO leadintake.agents (username) VALUES ('agent1')" >/dev/null \
     || bail "cannot seed"
-SECRET=batch-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'batch:%s\n' "$SECRET" >"$T/keys"
-chmod 600 "$T/keys"
+e2e_key batch
 
 echo "1..32"
 
-# start_shim NAME CONNINFO ARGS...: on a free loopback port; stdout in $T/NAME.out.
-start_shim() {
-    local name=$1 conninfo=$2
-    shift 2
-    # --db-wait 0: a call the database cannot serve is answered 503 at once (nolost.sh: the wait)
-    "$SHIM" --listen 127.0.0.1:0 --db "$conninfo" --api-key-file "$T/keys" --db-wait 0 "$@" \
-        >"$T/$name.out" 2>"$T/$name.err" &
-    shim_started "$name" $! http
-}
+# --db-wait 0: a call the database cannot serve is answered 503 at once (nolost.sh: the wait)
+SHIM_ARGS=(--db-wait 0)
 # post URL OUTFILE JSON: one request; OUTFILE gets the status code, OUTFILE.body the body,
 # OUTFILE.hdr the headers. bg URL OUTFILE JSON: the same in the background (its pid in BG).
 BG=()
 post() {
     curl -s --max-time 30 -o "$2.body" -D "$2.hdr" -w '%{http_code}' \
-        -H "X-Dialer-Api-Key: $SECRET" -H 'Content-Type: application/json' \
+        -H "X-Dialer-Api-Key: $KEY" -H 'Content-Type: application/json' \
         --data-binary "$3" "$1/api/leads/from-dialer/" >"$2" 2>/dev/null
 }
 bg() { post "$@" & BG+=($!); }
@@ -90,7 +60,7 @@ code() { cat "$1" 2>/dev/null; }
 metric() { curl -s "$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 
 # ================================================================ 1. batches under load
-if ! start_shim one "$CONNINFO" --pool-size 1 --batch-max 16; then
+if ! start_shim one --pool-size 1 --batch-max 16; then
     bail "the shim does not start: $(cat "$T/one.err")"
 fi
 U=$URL_one
@@ -118,7 +88,7 @@ is "every request has its log row, status 201" \
 # The lead B-LOCKED, locked by another session for 8 s; the shim's sessions wait 1.5 s.
 post "$U" "$T/mk" '{"user": "agent1", "lead_id": "B-LOCKED", "phone_number": "07700 700000", "city": "Before"}'
 stop_pid "$PID_one"
-if ! start_shim two "$CONNINFO options='-c lock_timeout=1500'" --pool-size 1 --batch-max 16; then
+if ! CONNINFO="$CONNINFO options='-c lock_timeout=1500'" start_shim two --pool-size 1 --batch-max 16; then
     bail "the second shim does not start: $(cat "$T/two.err")"
 fi
 U=$URL_two
@@ -158,7 +128,7 @@ is "C sent again once the lock is gone: 201, stored" \
 
 # ================================================================ 3. --batch-max 1
 stop_pid "$PID_two"
-if ! start_shim three "$CONNINFO" --pool-size 1 --batch-max 1; then
+if ! start_shim three --pool-size 1 --batch-max 1; then
     bail "the third shim does not start: $(cat "$T/three.err")"
 fi
 U=$URL_three
@@ -182,7 +152,7 @@ q -c "CREATE FUNCTION public.batch_slow() RETURNS trigger LANGUAGE plpgsql AS \$
       FOR EACH ROW EXECUTE FUNCTION public.batch_slow()" >/dev/null || bail "cannot make the trigger"
 q -c "SELECT count(leadintake_from_dialer(jsonb_build_object('user', 'agent1', 'lead_id', l)))
         FROM unnest(ARRAY['B-X', 'B-Y']) l" >/dev/null || bail "cannot make the leads"
-if ! start_shim four "$CONNINFO" --pool-size 2 --batch-max 2; then
+if ! start_shim four --pool-size 2 --batch-max 2; then
     bail "the fourth shim does not start: $(cat "$T/four.err")"
 fi
 U=$URL_four
@@ -204,7 +174,7 @@ is "each of the six calls logged once, 201" \
 
 # ================================================================ 5. a batch too slow as a whole
 stop_pid "$PID_four"
-if ! start_shim five "$CONNINFO" --pool-size 1 --batch-max 8 --query-timeout 1000; then
+if ! start_shim five --pool-size 1 --batch-max 8 --query-timeout 1000; then
     bail "the fifth shim does not start: $(cat "$T/five.err")"
 fi
 U=$URL_five
@@ -256,14 +226,14 @@ q -c "DROP TRIGGER batch_refuse ON leadintake.leads" -c "DROP FUNCTION public.ba
   -c "DROP TRIGGER batch_slow ON leadintake.leads" -c "DROP FUNCTION public.batch_slow()" >/dev/null
 
 # ================================================================ 7. query keys in a batch
-if ! start_shim seven "$CONNINFO" --pool-size 1 --batch-max 16 --allow-query-key; then
+if ! start_shim seven --pool-size 1 --batch-max 16 --allow-query-key; then
     bail "the shim does not start: $(cat "$T/seven.err")"
 fi
 U=$URL_seven
 batches0=$(metric "$U" leadintake_db_batches_total)
 for i in $(seq 1 12); do
     curl -s --max-time 30 -o "$T/qk$i.body" \
-        "$U/api/leads/from-dialer/?user=agent1&lead_id=B-DUP&city=q$i&api_key=$SECRET" &
+        "$U/api/leads/from-dialer/?user=agent1&lead_id=B-DUP&city=q$i&api_key=$KEY" &
     BG+=($!)
     bg "$U" "$T/hk$i" '{"user": "agent1", "lead_id": "B-DUP"}'
 done

@@ -25,54 +25,32 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 TAP_IS_ONE_LINE=1   # is: multi-line values on one line, newlines as '|'
 
 PLAN=24
-DIR=""
-DB=leadintake_cron
+DB=leadintake_cron   # q's database
 FIRST_WAIT=130
 SECOND_WAIT=75
 
-cleanup() {
-    if [ -n "$DIR" ]; then
-        li_remove_cluster "$DIR/pg" >/dev/null 2>&1
-        rm -rf -- "$DIR"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+e2e_tmp cron
+e2e_on_exit
 
 echo "1..$PLAN"
 
-DIR=$(mktemp -d /tmp/leadintake-e2e-cron.XXXXXX) || bail "mktemp"
-chmod 755 "$DIR"
-PORT=""
-for _ in 1 2 3; do
-    PORT=$(li_free_port) || bail "no free port"
-    if li_start_cluster "$DIR/pg" "$PORT" -c shared_preload_libraries=pg_cron \
-           -c cron.database_name=$DB 2>"$DIR/start.err"; then
-        break
-    fi
-    PORT=""
-    li_remove_cluster "$DIR/pg"
-    mkdir -p "$DIR"
-done
-[ -n "$PORT" ] || { cat "$DIR/start.err" | sed 's/^/# /'; bail "could not start a cluster with pg_cron"; }
-ok "a throwaway cluster with shared_preload_libraries = pg_cron started on port $PORT"
-
-# q [psql args]: psql on the test database, unaligned, tuples only.
-q() { li_psql "$DIR/pg" "$PORT" -d "$DB" -At "$@"; }
+# always a cluster of its own: pg_cron must be preloaded (the database is created below)
+e2e_own_cluster "" -c shared_preload_libraries=pg_cron -c cron.database_name=$DB
+ok "a throwaway cluster with shared_preload_libraries = pg_cron started on port $port"
 
 is "pg_cron is preloaded, cron.database_name is $DB" \
-    "$(li_psql "$DIR/pg" "$PORT" -d postgres -At -c 'SHOW shared_preload_libraries' -c 'SHOW cron.database_name')" \
+    "$(qpg -c 'SHOW shared_preload_libraries' -c 'SHOW cron.database_name')" \
     "pg_cron
 $DB"
-li_psql "$DIR/pg" "$PORT" -d postgres -c "CREATE DATABASE $DB" >/dev/null 2>"$DIR/err" \
-    || bail "CREATE DATABASE: $(cat "$DIR/err")"
+qpg -c "CREATE DATABASE $DB" >/dev/null 2>"$T/err" \
+    || bail "CREATE DATABASE: $(cat "$T/err")"
 if q -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION leadintake" \
      -c "INSERT INTO leadintake.agents (username, display_name, dialer_user_id)
          VALUES ('agent1', 'Agent One', '1001'), ('agent2', 'Agent Two', '1002')" \
-     >/dev/null 2>"$DIR/err"; then
+     >/dev/null 2>"$T/err"; then
     ok "extensions pg_cron and leadintake created, agents seeded"
 else
-    not_ok "extensions pg_cron and leadintake created, agents seeded" "$(cat "$DIR/err")"
+    not_ok "extensions pg_cron and leadintake created, agents seeded" "$(cat "$T/err")"
     bail "no extensions"
 fi
 diag "pg_cron $(q -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'"), leadintake $(q -c "SELECT extversion FROM pg_extension WHERE extname = 'leadintake'")"
@@ -83,16 +61,16 @@ stmt=$(grep -E "^[[:space:]]+SELECT cron\.schedule\('leadintake-inbox'" "$ROOT/R
 is "README.md shows the statement that schedules the inbox job" "$stmt" \
     "SELECT cron.schedule('leadintake-inbox', '* * * * *', \$\$CALL leadintake.drain_inbox()\$\$);"
 [ -n "$stmt" ] || stmt="SELECT cron.schedule('leadintake-inbox', '* * * * *', \$\$CALL leadintake.drain_inbox()\$\$);"
-jobid=$(q -c "$stmt" 2>"$DIR/err")
+jobid=$(q -c "$stmt" 2>"$T/err")
 if [[ $jobid =~ ^[0-9]+$ ]]; then ok "the README's statement schedules job $jobid"
-else not_ok "the README's statement schedules a job" "$jobid $(cat "$DIR/err")"; fi
+else not_ok "the README's statement schedules a job" "$jobid $(cat "$T/err")"; fi
 is "cron.job: every minute, CALL leadintake.drain_inbox(), in $DB, active" \
     "$(q -c "SELECT jobname, schedule, command, database, active FROM cron.job")" \
     "leadintake-inbox|* * * * *|CALL leadintake.drain_inbox()|$DB|t"
 
 # Enqueue right away, as an application would; then wait, calling nothing.
 t0=$(date +%s)
-q >/dev/null 2>"$DIR/err" <<'EOF' || bail "enqueue: $(cat "$DIR/err")"
+q >/dev/null 2>"$T/err" <<'EOF' || bail "enqueue: $(cat "$T/err")"
 INSERT INTO leadintake.inbox (payload) VALUES
     ('{"user":"agent1","lead_id":"CRON-1","first_name":"Carl","last_name":"Cron","phone_number":"07700 900501"}'),
     ('{"user":"agent1","lead_id":"CRON-1","comments":"called back"}'),
@@ -122,7 +100,7 @@ else
     diag "cron.job_run_details:"
     q -c "SELECT runid, status, return_message, start_time FROM cron.job_run_details ORDER BY runid" 2>&1 | sed 's/^/#   /'
     diag "server log (tail):"
-    tail -n 20 "$DIR/pg/log" | sed 's/^/#   /'
+    tail -n 20 "$OWN_CLUSTER/log" | sed 's/^/#   /'
 fi
 
 is "statuses in order: 201, 201, 400, 404, 201" \
@@ -167,7 +145,7 @@ t1=$(date +%s)
 q -c "INSERT INTO leadintake.inbox (payload) VALUES
           ('{\"user\":\"agent2\",\"lead_id\":\"CRON-6\"}'),
           ('{\"dialer_user_id\":\"1001\",\"lead_id\":\"CRON-1\",\"notes\":\"third call\"}')" \
-    >/dev/null 2>"$DIR/err" || bail "enqueue: $(cat "$DIR/err")"
+    >/dev/null 2>"$T/err" || bail "enqueue: $(cat "$T/err")"
 while :; do
     pending=$(q -c "SELECT count(*) FROM leadintake.inbox WHERE processed_at IS NULL" 2>/dev/null)
     [ "$pending" = 0 ] && break
@@ -192,7 +170,7 @@ is "intake_log: 7 rows, all with source inbox" \
 is "cron.unschedule('leadintake-inbox')" \
     "$(q -c "SELECT cron.unschedule('leadintake-inbox')")" "t"
 is "cron.job is empty again" "$(q -c "SELECT count(*) FROM cron.job")" 0
-li_psql "$DIR/pg" "$PORT" -d postgres -c "SELECT 1" >/dev/null 2>&1 \
+qpg -c "SELECT 1" >/dev/null 2>&1 \
     && ok "the cluster still answers (it is removed on exit)" \
     || not_ok "the cluster still answers"
 

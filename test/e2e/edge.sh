@@ -31,9 +31,7 @@ RAW=$ROOT/test/e2e/rawhttp.py
 FLOOD=$ROOT/test/bench/flood.py
 PY=/usr/bin/python3
 e2e_tmp edge
-SHIM_PIDS=()
 HOLDERS=()
-OWN_CLUSTER=""
 
 e2e_database e2e_edge
 stop_holders() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2154  # URL_<name>, PID_<name> are set by start_shim (printf -v)
+# shellcheck disable=SC2154  # URL_<name>, PID_<name> are set by shim_started (printf -v)
 # test/e2e/faults.sh: faults under load, with nothing lost. Prints TAP.
 #
 # A load generator (python3, standard library; 8 clients) creates leads with unique lead
@@ -40,63 +40,34 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 e2e_tmp faults
 
-SHIM_PIDS=()
-OWN_CLUSTER=""
 DF_CLUSTER=""
 LOAD_PID=""
 
 # ---------------------------------------------------------------- the cluster and database
-if [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] && [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
-    CLUSTER=$LEADINTAKE_CLUSTER_DIR
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-else
-    DB=e2e_faults
-    e2e_own_cluster "$DB"
-    CLUSTER=$OWN_CLUSTER
-    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
-fi
-export PGUSER=${PGUSER:-postgres}
-unset PGDATABASE
+# it restarts the database: scripts/test.sh's cluster only when it says which one it is
+[ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] || unset LEADINTAKE_TEST_DB
+e2e_database e2e_faults
+CLUSTER=${OWN_CLUSTER:-$LEADINTAKE_CLUSTER_DIR}
 # Our own sessions must be able to write while the database is read-only (phase 4).
-q() { PGOPTIONS="-c client_min_messages=warning -c default_transaction_read_only=off" \
-      psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-qpg() { PGOPTIONS="-c client_min_messages=warning -c default_transaction_read_only=off" \
-        psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres "$@"; }
+Q_OPTIONS="-c default_transaction_read_only=off"
 db_up() { qpg -c 'SELECT 1' >/dev/null 2>&1; }
 
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
+faults_cleanup() {
     [ -n "$LOAD_PID" ] && { touch "$T/stop"; stop_pid "$LOAD_PID"; }
-    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
     db_up || li_cluster_ctl "$CLUSTER" start >/dev/null 2>&1
     qpg -c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" \
         >/dev/null 2>&1
     [ -n "$DF_CLUSTER" ] && li_remove_cluster "$DF_CLUSTER" >/dev/null 2>&1
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
 }
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+e2e_on_exit faults_cleanup
 
 q -c "INSERT INTO leadintake.agents (username, display_name, dialer_user_id)
-      VALUES ('agent1', 'Agent One', '1001')" >/dev/null || { echo "Bail out! cannot seed"; exit 1; }
+      VALUES ('agent1', 'Agent One', '1001')" >/dev/null || bail "cannot seed"
 
-SECRET=faults-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'faults:%s\n' "$SECRET" >"$T/keys"
-chmod 600 "$T/keys"
-
-# start_shim NAME PORT ARGS...: the shim on 127.0.0.1:PORT (0: any); sets URL_<NAME>,
-# PID_<NAME>; its stdout (one JSON line per request) in $T/NAME.out, stderr in NAME.err.
-start_shim() {
-    local name=$1 port=$2
-    shift 2
-    # --db-wait 0: a call the database cannot serve is answered 503 at once (nolost.sh: the wait)
-    "$SHIM" --listen "127.0.0.1:$port" --db "$CONNINFO" --api-key-file "$T/keys" --db-wait 0 "$@" \
-        >"$T/$name.out" 2>"$T/$name.err" &
-    shim_started "$name" $! http
-}
+e2e_key faults
+# Each shim's stdout (one JSON line per request) is $T/NAME.out (start_shim). --db-wait 0: a
+# call the database cannot serve is answered 503 at once (nolost.sh: the wait).
+SHIM_ARGS=(--db-wait 0)
 
 # A port of LEADINTAKE_HTTP_PORTS ("FIRST LAST") free now, for a shim that must come back
 # on the same address.
@@ -181,7 +152,7 @@ EOF
 # load_start PHASE URL [close]; load_stop: the generator in the background.
 load_start() {
     rm -f "$T/stop" "$T/load-$1.txt"
-    python3 "$T/load.py" "$2" "$SECRET" "F$1" "$T/load-$1.txt" "$T/stop" "${3:-}" \
+    python3 "$T/load.py" "$2" "$KEY" "F$1" "$T/load-$1.txt" "$T/stop" "${3:-}" \
         >"$T/load-$1.err" 2>&1 &
     LOAD_PID=$!
 }
@@ -223,7 +194,7 @@ check_phase() {
 wait_for_201() {
     local code
     for _ in $(seq 1 100); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "X-Dialer-Api-Key: $SECRET" \
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "X-Dialer-Api-Key: $KEY" \
             -H 'Content-Type: application/json' --data-binary '{"user": "agent1", "lead_id": "F-probe"}' \
             "$1/api/leads/from-dialer/")
         [ "$code" = 201 ] && return 0
@@ -232,7 +203,7 @@ wait_for_201() {
     return 1
 }
 
-if ! start_shim main 0 --pool-size 4; then
+if ! start_shim main --pool-size 4; then
     echo "1..1"; not_ok "the shim starts" "$(cat "$T/main.err")"; exit 1
 fi
 U=$URL_main
@@ -271,14 +242,14 @@ check_phase 2 "the shim's database sessions killed under load"
 is "sessions killed: no request was answered 500" "$(grep -c '"status":500' "$T/main.out")" 0
 
 # ---------------------------------------------------------------- 3. SIGTERM of the shim
-if start_shim a "$FIXED_PORT" --pool-size 4 --drain-timeout 10; then
+if SHIM_LISTEN=127.0.0.1:$FIXED_PORT start_shim a --pool-size 4 --drain-timeout 10; then
     load_start 3 "$URL_a" close
     sleep 1.5
     kill -TERM "$PID_a"
     # the port is free as soon as the old shim stops listening: the new one takes over
     started=0
     for _ in $(seq 1 50); do
-        if start_shim b "$FIXED_PORT" --pool-size 4; then started=1; break; fi
+        if SHIM_LISTEN=127.0.0.1:$FIXED_PORT start_shim b --pool-size 4; then started=1; break; fi
         sleep 0.1
     done
     for _ in $(seq 1 300); do kill -0 "$PID_a" 2>/dev/null || break; sleep 0.05; done
@@ -301,7 +272,7 @@ fi
 logged=$(q -c "SELECT count(*) FROM leadintake.intake_log")
 qpg -c "ALTER SYSTEM SET default_transaction_read_only = on" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
-python3 - "$U" "$SECRET" >"$T/ro.txt" 2>&1 <<'EOF'
+python3 - "$U" "$KEY" >"$T/ro.txt" 2>&1 <<'EOF'
 import http.client, json, sys, threading, urllib.parse
 u = urllib.parse.urlsplit(sys.argv[1])
 res, lock = [], threading.Lock()
@@ -336,7 +307,7 @@ check_phase 4 "read-only database, then writable, under load"
 if wait_for_201 "$U"; then ok "writable again: the same shim stores again"
 else not_ok "writable again: the same shim stores again"; fi
 # the leads the 503s asked for, sent again: stored
-sent_again=$(python3 - "$U" "$SECRET" <<'EOF'
+sent_again=$(python3 - "$U" "$KEY" <<'EOF'
 import http.client, json, sys, urllib.parse
 u = urllib.parse.urlsplit(sys.argv[1])
 c = http.client.HTTPConnection(u.hostname, u.port, timeout=15)
@@ -357,8 +328,8 @@ is "writable again: the 40 requests answered 503, sent again, are 201 and stored
 is "read-only database: no request was answered 500" "$(grep -c '"status":500' "$T/main.out")" 0
 
 # ---------------------------------------------------------------- 5. slow clients
-if start_shim slow 0 --timeout 2 --max-connections 8 --threads 1; then
-    res=$(python3 - "$URL_slow" "$SECRET" <<'EOF'
+if start_shim slow --timeout 2 --max-connections 8 --threads 1; then
+    res=$(python3 - "$URL_slow" "$KEY" <<'EOF'
 import http.client, json, socket, sys, time, urllib.parse
 u = urllib.parse.urlsplit(sys.argv[1])
 socks = []
@@ -410,7 +381,7 @@ EOF
     # then left idle: the idle limit closes it); a normal request while they run.
     sleep 0.5  # the lines about the connections above are written by now
     err_lines=$(wc -l <"$T/slow.err")
-    python3 - "$URL_slow" "$SECRET" 2 >"$T/trickle.txt" 2>&1 <<'EOF'
+    python3 - "$URL_slow" "$KEY" 2 >"$T/trickle.txt" 2>&1 <<'EOF'
 import http.client, json, re, select, socket, sys, threading, time, urllib.parse
 u = urllib.parse.urlsplit(sys.argv[1])
 key, T = sys.argv[2], float(sys.argv[3])
@@ -586,7 +557,7 @@ fi
 # df_post PREFIX FIRST LAST [LEAD...]: one keep-alive client posts the leads PREFIX-FIRST ..
 # PREFIX-LAST (or the given lead ids); one line a lead: lead_id status retry_after lead_pk.
 df_post() {
-    python3 - "$URL_df" "$SECRET" "$@" <<'EOF'
+    python3 - "$URL_df" "$KEY" "$@" <<'EOF'
 import http.client, json, sys, urllib.parse
 u = urllib.parse.urlsplit(sys.argv[1])
 key, prefix, first, last = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
@@ -647,7 +618,7 @@ else
         not_ok "disk full: the throwaway server runs with the fault library preloaded" \
             "$(cat "$DF/pg_ctl.log")" "$(tail -n 5 "$DF/log")"
     fi
-    if CONNINFO="host=$DF/sock port=$DF_PORT dbname=df user=postgres" start_shim df 0 --pool-size 2; then
+    if CONNINFO="host=$DF/sock port=$DF_PORT dbname=df user=postgres" start_shim df --pool-size 2; then
         # one lead stored first: its pages have room left, so with the disk full the next
         # leads are stored until a relation must grow, then every one is refused
         df_post F6 0 0 >"$T/df-0.txt"
@@ -689,7 +660,7 @@ else
     rm -f "$FLAG"
 fi
 
-leaks=$(cat "$T"/*.out "$T"/*.err | grep -c -- "$SECRET")
+leaks=$(cat "$T"/*.out "$T"/*.err | grep -c -- "$KEY")
 is "no API key in any shim output" "$leaks" 0
 q -c "DROP TABLE public.fault_results" >/dev/null 2>&1
 echo "1..$N"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154,SC2119  # URL_<name>, PID_<name>: set by shim_started; e2e_on_exit: no function
 # test/e2e/hostile.sh: hostile payloads against the extension and the shim. Prints TAP.
 #
 # A generator (python3, standard library, fixed seed) makes payloads of every kind a
@@ -22,8 +23,8 @@
 #   - No secret sent under a secret key (any case) is anywhere in the database afterwards.
 #
 # Run by scripts/test.sh (LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO, LEADINTAKE_SHIM,
-# LEADINTAKE_TEST_TMP, PGHOST/PGPORT/PGUSER), or by hand against PGHOST/PGPORT (it creates
-# and drops the database e2e_hostile), or with nothing set (a throwaway cluster of its own).
+# LEADINTAKE_TEST_TMP, PGHOST/PGPORT/PGUSER), or by hand with nothing set: it then starts a
+# throwaway cluster of its own.
 
 set -uo pipefail
 
@@ -38,41 +39,9 @@ NHTTP=${HOSTILE_HTTP:-3000}
 RSS_LIMIT_KIB=${HOSTILE_RSS_KIB:-4096}
 e2e_tmp hostile
 
-SHIM_PID=""
-OWN_DB=""
-OWN_CLUSTER=""
-
 # ---------------------------------------------------------------- database
-if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-elif [ -n "${PGHOST:-}" ]; then
-    DB=e2e_hostile; OWN_DB=$DB; CONNINFO="dbname=$DB"
-else
-    e2e_own_cluster
-    DB=e2e_hostile; OWN_DB=$DB; CONNINFO="dbname=$DB"
-fi
-export PGUSER=${PGUSER:-postgres}
-unset PGDATABASE
-
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-qpg() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres "$@"; }
-
-cleanup() {
-    trap - EXIT INT TERM
-    [ -n "$SHIM_PID" ] && stop_pid "$SHIM_PID"
-    [ -n "$OWN_DB" ] && qpg -c "DROP DATABASE IF EXISTS \"$OWN_DB\" WITH (FORCE)" >/dev/null 2>&1
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    [ "$OWN_TMP" = 1 ] && rm -rf -- "$T"
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
-
-if [ -n "$OWN_DB" ]; then
-    qpg -c "DROP DATABASE IF EXISTS \"$OWN_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$OWN_DB\"" \
-        >/dev/null || { echo "Bail out! cannot create database $OWN_DB"; exit 1; }
-    q -c 'CREATE EXTENSION leadintake' >/dev/null || { echo "Bail out! CREATE EXTENSION failed"; exit 1; }
-fi
+e2e_database e2e_hostile
+e2e_on_exit
 q -c "INSERT INTO leadintake.agents (username, display_name, dialer_user_id, active) VALUES
         ('agent1', 'Agent One', '1001', true), ('Agent2', 'Agent Two', '1002', true),
         ('agent3', 'Agent Three', '1003', false)" >/dev/null \
@@ -345,18 +314,14 @@ is "SQL: every other kind of payload reached the function" \
              WHERE o.stage = 'call') k")" "badutf8 nul"
 
 # ---------------------------------------------------------------- HTTP: 3,000 requests
-SECRET=hostile-key-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'hostile:%s\n' "$SECRET" >"$T/keys"
-chmod 600 "$T/keys"
-"$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" --allow-query-key \
-    --pool-size 8 --timeout 10 >"$T/shim.out" 2>"$T/shim.err" &
-SHIM_PID=$!
-URL=$(shim_url "$T/shim.err" "$SHIM_PID" http)
-if [ -z "$URL" ]; then
+e2e_key hostile
+if ! start_shim shim --allow-query-key --pool-size 8 --timeout 10; then
     not_ok "the shim starts" "$(cat "$T/shim.err")"
 else
+    SHIM_PID=$PID_shim
+    URL=$URL_shim
     t0=$SECONDS
-    python3 - "$T" "$URL" "$SECRET" "$NHTTP" "$SHIM_PID" >"$T/http.txt" 2>&1 <<'EOF'
+    python3 - "$T" "$URL" "$KEY" "$NHTTP" "$SHIM_PID" >"$T/http.txt" 2>&1 <<'EOF'
 import http.client, random, sys, threading, time, urllib.parse
 T, url, key, n, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 sys.path.insert(0, T)
@@ -513,9 +478,9 @@ for t in $(q -c "SELECT tablename FROM pg_tables WHERE schemaname = 'leadintake'
 done
 leaks=$(grep -o 'hostile-secret-[0-9]*' "$T/dump.txt" | sort -u | head -n 5 | tr '\n' ' ')
 is "no value sent under a secret key (any case) is in any table afterwards" "$leaks" ""
-if [ -n "${SECRET:-}" ]; then
+if [ -n "${KEY:-}" ]; then
     is "the shim's API key is in no table and no log" \
-        "$(cat "$T/dump.txt" "$T/shim.out" "$T/shim.err" | grep -c -- "$SECRET")" 0
+        "$(cat "$T/dump.txt" "$T/shim.out" "$T/shim.err" | grep -c -- "$KEY")" 0
 fi
 
 # The raw-body redaction (a body that is not valid JSON keeps its text in
@@ -544,11 +509,8 @@ if command -v openssl >/dev/null; then
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 \
         -subj /CN=localhost >/dev/null 2>&1
     chmod 600 "$T/tls.key"
-    "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" \
-        --tls-cert "$T/tls.crt" --tls-key "$T/tls.key" >/dev/null 2>"$T/tls.err" &
-    TLS_PID=$!
-    TLS_URL=$(shim_url "$T/tls.err" "$TLS_PID" https)
-    if [ -n "$TLS_URL" ]; then
+    if start_shim tls --tls-cert "$T/tls.crt" --tls-key "$T/tls.key"; then
+        TLS_URL=$URL_tls
         for v in tls1 tls1_1 tls1_2 tls1_3; do
             got=$(printf 'GET /metrics HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client -quiet -"$v" \
                 -cipher 'DEFAULT@SECLEVEL=0' -connect "${TLS_URL#https://}" 2>/dev/null | head -n1)
@@ -566,8 +528,7 @@ if command -v openssl >/dev/null; then
     else
         not_ok "TLS: the shim starts with a certificate" "$(cat "$T/tls.err")"
     fi
-    kill -TERM "$TLS_PID" 2>/dev/null
-    wait "$TLS_PID" 2>/dev/null
+    stop_pid "$PID_tls"
 fi
 
 q -c "DROP FUNCTION public.hostile_batch(int, int); DROP TABLE public.hostile_in, public.hostile_out" \

@@ -17,57 +17,30 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 e2e_tmp invalid_keep
 
-SHIM_PIDS=()
-OWN_CLUSTER=""
 KEEP_ROLE=e2e_keep_shim
 STRICT_ROLE=e2e_strict_shim
 
-if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-else
-    DB=e2e_invalid_keep
-    e2e_own_cluster "$DB"
-    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB"
-fi
-export PGUSER=postgres
-unset PGDATABASE
-
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
+e2e_database e2e_invalid_keep
+drop_roles() {
     q -c "DROP ROLE IF EXISTS $KEEP_ROLE" -c "DROP ROLE IF EXISTS $STRICT_ROLE" >/dev/null 2>&1
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    if [ "$OWN_TMP" = 1 ]; then rm -rf -- "$T"; fi
 }
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+e2e_on_exit drop_roles
 
 echo "1..8"
 [ -x "$SHIM" ] || bail "the shim is not built ($SHIM)"
 
-KEY=keep-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'vicidial-dispo:%s\n' "$KEY" >"$T/keys"
-chmod 600 "$T/keys"
+e2e_key vicidial-dispo
 
 q -c "INSERT INTO leadintake.agents (username, dialer_user_id) VALUES ('agent1', '1001')" \
     >/dev/null || bail "cannot seed the agent"
-q -c "DROP ROLE IF EXISTS $KEEP_ROLE" -c "DROP ROLE IF EXISTS $STRICT_ROLE" >/dev/null 2>&1
+drop_roles
 { li_shim_role_sql "$KEEP_ROLE"; li_shim_role_sql "$STRICT_ROLE"
   echo "ALTER ROLE $KEEP_ROLE SET leadintake.invalid_fields = 'keep';"; } | q >/dev/null \
     || bail "cannot create the shim's roles"
 
-# start_shim NAME ROLE: a shim on a free port that logs in as ROLE; sets URL_<NAME>.
-start_shim() {
-    "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO user=$2" --api-key-file "$T/keys" \
-        --allow-query-key >"$T/$1.out" 2>"$T/$1.err" &
-    shim_started "$1" $! || bail "the shim $1 did not start: $(head -c 500 "$T/$1.err")"
-}
-start_shim keep "$KEEP_ROLE"
-start_shim strict "$STRICT_ROLE"
+# each logs in as its role
+CONNINFO="$CONNINFO user=$KEEP_ROLE" must_start_shim keep --allow-query-key
+CONNINFO="$CONNINFO user=$STRICT_ROLE" must_start_shim strict --allow-query-key
 
 # What VICIdial's dispo URL sends: a GET, the key in the URL, a list's bad values.
 query() {

@@ -29,8 +29,6 @@ SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 LOAD=$ROOT/test/e2e/load.py
 PY=/usr/bin/python3
 e2e_tmp nolost
-SHIM_PIDS=()
-OWN_CLUSTER=""
 
 # it stops the database: scripts/test.sh's cluster only when it says which one it is
 [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] || unset LEADINTAKE_TEST_DB

@@ -27,36 +27,13 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 TAP_IS_ONE_LINE=1   # is: multi-line values (lists of payloads) on one line, newlines as '|'
 
-T=""
-OWN_CLUSTER=""
-
-cleanup() {
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    [ -n "$T" ] && [ -z "${KEEP:-}" ] && rm -rf -- "$T"
-}
-trap cleanup EXIT
-
-T=$(mktemp -d /tmp/leadintake-e2e-notify.XXXXXX) || exit 1
-chmod 755 "$T"
-
-if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-else
-    OWN_CLUSTER=$T/pg
-    port=$(li_free_port) && li_start_cluster "$OWN_CLUSTER" "$port" \
-        || { echo "Bail out! could not start a throwaway cluster"; exit 1; }
-    export PGHOST=$OWN_CLUSTER/sock PGPORT=$port PGUSER=postgres
-    DB=e2e_notify
-    psql -X -q -d postgres -c "CREATE DATABASE $DB" >/dev/null \
-        && psql -X -q -d "$DB" -c "CREATE EXTENSION leadintake" >/dev/null \
-        || { echo "Bail out! could not create the database"; exit 1; }
-    sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-fi
+e2e_tmp notify
+e2e_database e2e_notify
+e2e_on_exit
 
 echo "1..47"
 
-if ! sql >"$T/setup.out" 2>&1 <<'EOF'
+if ! q >"$T/setup.out" 2>&1 <<'EOF'
 CREATE EXTENSION IF NOT EXISTS dblink;
 INSERT INTO leadintake.agents (username, display_name, dialer_user_id) VALUES
     ('agent1', 'Agent One', '1001'),
@@ -224,7 +201,7 @@ SELECT 1 WHERE false;
 \echo ==end
 EOF
 
-sql -v ON_ERROR_STOP=0 -f "$T/session.sql" >"$T/session.out" 2>"$T/session.err"
+q -v ON_ERROR_STOP=0 -f "$T/session.sql" >"$T/session.out" 2>"$T/session.err"
 diag "session: $(grep -c '^Asynchronous notification' "$T/session.out") notifications in all"
 
 # payloads SEGMENT: the payloads of the leadintake_lead notifications printed in SEGMENT.
@@ -257,7 +234,7 @@ for line in sys.stdin:
           json.dumps(d.get("created")), json.dumps(d.get("agent"))))
 '
 }
-lead_id() { sql -c "SELECT id FROM leadintake.leads WHERE dialer_lead_id = '$1'"; }
+lead_id() { q -c "SELECT id FROM leadintake.leads WHERE dialer_lead_id = '$1'"; }
 # expect ID CREATED AGENT: the normalised payload expected.
 expect() { printf 'keys=agent,created,id,log_id id=%s created=%s agent="%s"' "$1" "$2" "$3"; }
 count() { payloads "$1" | grep -c .; }
@@ -267,7 +244,7 @@ is "one successful call (created): one notification" "$(count create)" 1
 is "... payload {\"id\": N, \"created\": true, \"agent\": \"agent1\"} for that lead" \
     "$(payloads create | norm)" "$(expect "$id1" true agent1)"
 is "... its log_id is that call's intake_log row" \
-    "$(sql -c "SELECT lead_id || ' ' || status FROM leadintake.intake_log WHERE id = $(payloads create | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["log_id"])')")" \
+    "$(q -c "SELECT lead_id || ' ' || status FROM leadintake.intake_log WHERE id = $(payloads create | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["log_id"])')")" \
     "$id1 201"
 is "an update of that lead: one notification" "$(count update)" 1
 is "... payload with \"created\": false and the same id" \
@@ -313,7 +290,7 @@ is "... one for each lead, each created, with its agent" \
     "$(payloads bulk | norm | sort)" \
     "$(for l in "N-B1 agent1" "N-B2 agent2" "N-B3 agent1"; do
            set -- $l; expect "$(lead_id "$1")" true "$2"; echo; done | sort | sed '/^$/d')"
-ids=$(sql -c "SELECT id FROM leadintake.leads WHERE dialer_lead_id = 'N-S'")
+ids=$(q -c "SELECT id FROM leadintake.leads WHERE dialer_lead_id = 'N-S'")
 is "one statement, 3 calls for one lead: the first says created" \
     "$(payloads bulk-same | head -n1 | norm)" "$(expect "$ids" true agent1)"
 is "one statement, 3 calls for one lead: 3 notifications (once per call)" \
@@ -332,17 +309,17 @@ is "... one per stored row, with its lead id and agent" \
            set -- $l; expect "$(lead_id "$1")" true "$2"; echo; done | sort | sed '/^$/d')"
 is "... the ids are the inbox rows' lead_id" \
     "$(payloads inbox | python3 -c 'import json,sys; print(" ".join(sorted(str(json.loads(l)["id"]) for l in sys.stdin if l.strip())))')" \
-    "$(sql -c "SELECT string_agg(lead_id::text, ' ' ORDER BY lead_id::text) FROM leadintake.inbox WHERE status = 201")"
+    "$(q -c "SELECT string_agg(lead_id::text, ' ' ORDER BY lead_id::text) FROM leadintake.inbox WHERE status = 201")"
 is "replay of the http 201: one notification (\"created\": false)" \
     "$(payloads replay | norm)" "$(expect "$(lead_id N-H)" false agent2)"
 is "no notification on any other channel" \
     "$(grep '^Asynchronous notification' "$T/session.out" | grep -vc '^Asynchronous notification "leadintake_lead" ')" 0
-log1=$(sql -c "SELECT min(id) FROM leadintake.intake_log WHERE lead_id = $id1")
+log1=$(q -c "SELECT min(id) FROM leadintake.intake_log WHERE lead_id = $id1")
 is "the payloads are the exact text {\"id\": N, \"created\": B, \"agent\": \"U\", \"log_id\": L}" \
     "$(payloads create)" "{\"id\": $id1, \"created\": true, \"agent\": \"agent1\", \"log_id\": $log1}"
 
 # Who sends: preloaded, the notifier worker in its own transactions; else each call's own.
-preloaded=$(sql -c "SELECT current_setting('shared_preload_libraries') ~ '(^|[ ,])leadintake($|[ ,])'")
+preloaded=$(q -c "SELECT current_setting('shared_preload_libraries') ~ '(^|[ ,])leadintake($|[ ,])'")
 mode=$(sed -n 's/^MODE://p' "$T/session.out")
 if [ "$preloaded" = t ]; then expected_mode=batched; else expected_mode="per call"; fi
 is "notify_status reports mode '$expected_mode' (leadintake preloaded: $preloaded)" "$mode" "$expected_mode"
@@ -352,17 +329,17 @@ if [ "$expected_mode" = batched ]; then
     # (a worker leaves after 2 s idle and the next call starts another, so maybe several)
     is "batched: no notification came from the calling session, all from a notifier" \
         "$(printf '%s\n' "$senders" | grep -c "^$spid\$") $([ -n "$senders" ] && echo some)" "0 some"
-    wp=$(sql -c "SELECT coalesce(worker_pid::text, '') FROM leadintake.notify_status()")
+    wp=$(q -c "SELECT coalesce(worker_pid::text, '') FROM leadintake.notify_status()")
     is "... the worker notify_status names, if one runs, is the last of them" \
         "$({ [ -z "$wp" ] || [ "$wp" = "$(printf '%s\n' "$senders" | tail -n1)" ]; } && echo yes || echo "no: $wp, not $senders")" yes
 else
     is "per call: every notification came from the calling session itself" "$senders" "$spid"
     is "... and nothing waits: waiting is 0, no worker" \
-        "$(sql -c "SELECT waiting || ' ' || (worker_pid IS NULL) FROM leadintake.notify_status()")" "0 true"
+        "$(q -c "SELECT waiting || ' ' || (worker_pid IS NULL) FROM leadintake.notify_status()")" "0 true"
 fi
 
 # Totals: every successful, committed call notified once, nothing else did.
-committed=$(sql -c "SELECT count(*) FROM leadintake.intake_log WHERE status = 201")
+committed=$(q -c "SELECT count(*) FROM leadintake.intake_log WHERE status = 201")
 all=$(grep -c '^Asynchronous notification "leadintake_lead"' "$T/session.out")
 is "in all: exactly one notification per logged 201" "$all" "$committed"
 is "the session ran to the end" "$(grep -c '^==end$' "$T/session.out")" 1
@@ -386,10 +363,10 @@ SELECT pg_sleep(0.2);
 SELECT pg_sleep(0.2);
 \echo ==end
 EOF
-sql -f "$T/listener.sql" >"$T/listener.out" 2>&1 &
+q -f "$T/listener.sql" >"$T/listener.out" 2>&1 &
 lpid=$!
 for _ in $(seq 50); do grep -q '^==listening' "$T/listener.out" && break; sleep 0.05; done
-sql -c "SELECT 1 FROM leadintake_from_dialer('{\"user\":\"agent2\",\"lead_id\":\"N-L\"}'::jsonb)" >/dev/null 2>&1
+q -c "SELECT 1 FROM leadintake_from_dialer('{\"user\":\"agent2\",\"lead_id\":\"N-L\"}'::jsonb)" >/dev/null 2>&1
 wait "$lpid"
 is "a dashboard in another psql session hears the call once" \
     "$(grep -c '^Asynchronous notification "leadintake_lead"' "$T/listener.out")" 1

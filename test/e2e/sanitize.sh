@@ -53,7 +53,6 @@ DB=$LEADINTAKE_TEST_DB
 CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
 export PGUSER=${PGUSER:-postgres}
 unset PGDATABASE
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 server_log() {
     local dir=${LEADINTAKE_CLUSTER_DIR:-$OWN_CLUSTER}
     [ -n "$dir" ] && cat "$dir/log" 2>/dev/null

@@ -28,39 +28,21 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 e2e_tmp secrets_log
 
-SHIM_PIDS=()
-OWN_CLUSTER=""
 ROLE=e2e_secrets_shim
 LOCKER=""
 
-if [ -n "${LEADINTAKE_TEST_DB:-}" ] && [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-    LOG=$LEADINTAKE_CLUSTER_DIR/log
-else
-    # the server log must be one we can read: a cluster of our own
-    DB=e2e_secrets_log
-    e2e_own_cluster "$DB"
-    CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB"
-    LOG=$OWN_CLUSTER/log
-fi
-export PGUSER=postgres
-unset PGDATABASE
+# the server log must be one we can read: scripts/test.sh's when it says where, else a
+# cluster of our own
+[ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] || unset LEADINTAKE_TEST_DB
+e2e_database e2e_secrets_log
+LOG=${OWN_CLUSTER:-$LEADINTAKE_CLUSTER_DIR}/log
 
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
+secrets_cleanup() {
     [ -n "$LOCKER" ] && stop_pid "$LOCKER"
     q -c "ALTER DATABASE \"$DB\" RESET ALL" >/dev/null 2>&1
     q -c "DROP ROLE IF EXISTS $ROLE" >/dev/null 2>&1
-    [ -n "$OWN_CLUSTER" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    if [ "$OWN_TMP" = 1 ]; then rm -rf -- "$T"; fi
 }
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+e2e_on_exit secrets_cleanup
 
 echo "1..13"
 [ -x "$SHIM" ] || bail "the shim is not built ($SHIM)"
@@ -69,9 +51,7 @@ echo "1..13"
 # ---------------------------------------------------------------- set-up
 
 R=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-KEY=secrets-$R
-printf 'dialer:%s\n' "$KEY" >"$T/keys"
-chmod 600 "$T/keys"
+e2e_key dialer
 K="X-Dialer-Api-Key: $KEY"
 J='Content-Type: application/json'
 F='Content-Type: application/x-www-form-urlencoded'
@@ -87,16 +67,9 @@ q -c "ALTER DATABASE \"$DB\" SET log_min_duration_statement = 0" \
 q -c "DROP ROLE IF EXISTS $ROLE" >/dev/null 2>&1
 li_shim_role_sql "$ROLE" | q >/dev/null || bail "cannot create the shim's role $ROLE"
 
-# start_shim NAME CONNINFO [FLAGS...]: a shim on a free port; sets URL_<NAME>.
-start_shim() {
-    local name=$1 db=$2
-    shift 2
-    "$SHIM" --listen 127.0.0.1:0 --db "$db" --api-key-file "$T/keys" --db-wait 0 "$@" \
-        >"$T/$name.out" 2>"$T/$name.err" &
-    shim_started "$name" $! || bail "the shim $name did not start: $(head -c 500 "$T/$name.err")"
-}
-start_shim super "$CONNINFO"
-start_shim role "$CONNINFO user=$ROLE"
+SHIM_ARGS=(--db-wait 0)
+must_start_shim super
+CONNINFO="$CONNINFO user=$ROLE" must_start_shim role
 
 # code CURL-ARGS...: the HTTP status of one request.
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$@"; }
@@ -192,8 +165,8 @@ stop_pid "$PID_super"
 stop_pid "$PID_role"
 # only errors are logged now: what is found comes from log_parameter_max_length_on_error
 q -c "ALTER DATABASE \"$DB\" SET log_min_duration_statement = -1" >/dev/null
-start_shim superslow "$CONNINFO" --query-timeout 300 --batch-max 1
-start_shim roleslow "$CONNINFO user=$ROLE" --query-timeout 300 --batch-max 1
+must_start_shim superslow --query-timeout 300 --batch-max 1
+CONNINFO="$CONNINFO user=$ROLE" must_start_shim roleslow --query-timeout 300 --batch-max 1
 
 mark_log
 c=$(fail_call URL_superslow "JE1-$R" "SECRETJ5-$R")

@@ -4,10 +4,7 @@
 #
 # Run by scripts/test.sh (which sets LEADINTAKE_TEST_DB, LEADINTAKE_TEST_CONNINFO,
 # LEADINTAKE_CLUSTER_DIR, LEADINTAKE_SHIM, LEADINTAKE_TEST_TMP, PGHOST/PGPORT/PGUSER), or
-# by hand:
-#   - with PGHOST, PGPORT, PGUSER=postgres and PGDATA of a running cluster: it creates the
-#     database e2e_shim (and drops it afterwards); the restart test uses pg_ctl -D $PGDATA;
-#   - with none of these: it starts a throwaway cluster of its own (scripts/lib.sh).
+# by hand with nothing set: it then starts a throwaway cluster of its own (scripts/lib.sh).
 # Needs bash, curl, openssl, python3 (standard library only) and psql.
 
 set -uo pipefail
@@ -20,9 +17,6 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 e2e_tmp shim
 
-SHIM_PIDS=()
-OWN_DB=""
-OWN_CLUSTER=""
 NOEXEC_ROLE=e2e_shim_noexec
 MIN_ROLE=e2e_shim_min
 
@@ -30,61 +24,19 @@ now_ms() { date +%s%3N; }
 
 # ---------------------------------------------------------------- database
 
-if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
-    DB=$LEADINTAKE_TEST_DB
-    CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
-elif [ -n "${PGHOST:-}" ] || [ -n "${PGDATA:-}" ]; then
-    DB=e2e_shim
-    OWN_DB=$DB
-    CONNINFO="dbname=$DB"
-else
-    # nothing given: a cluster of our own
-    e2e_own_cluster
-    DB=e2e_shim
-    OWN_DB=$DB
-    CONNINFO="dbname=$DB"
-fi
-export PGUSER=${PGUSER:-postgres}
-unset PGDATABASE
-
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-qpg() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres "$@"; }
-
-db_stop() {
-    if [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ]; then
-        li_cluster_ctl "$LEADINTAKE_CLUSTER_DIR" stop
-    elif [ -n "$OWN_CLUSTER" ]; then
-        li_cluster_ctl "$OWN_CLUSTER" stop
-    else
-        (cd / && runuser -u postgres -- "$(li_pg_bindir)/pg_ctl" -D "$PGDATA" -m fast -w stop)
-    fi
-}
-db_start() {
-    if [ -n "${LEADINTAKE_CLUSTER_DIR:-}" ]; then
-        li_cluster_ctl "$LEADINTAKE_CLUSTER_DIR" start
-    elif [ -n "$OWN_CLUSTER" ]; then
-        li_cluster_ctl "$OWN_CLUSTER" start
-    else
-        local opts="-p ${PGPORT:-5432}"
-        case ${PGHOST:-} in /*) opts+=" -k $PGHOST" ;; esac
-        (cd / && runuser -u postgres -- "$(li_pg_bindir)/pg_ctl" -D "$PGDATA" -w \
-            -l "$PGDATA/e2e-restart.log" -o "$opts" start)
-    fi
-}
+# it stops the database: scripts/test.sh's cluster only when it says which one it is
+[ -n "${LEADINTAKE_CLUSTER_DIR:-}" ] || unset LEADINTAKE_TEST_DB
+e2e_database e2e_shim
+CLUSTER=${OWN_CLUSTER:-$LEADINTAKE_CLUSTER_DIR}
+db_stop() { li_cluster_ctl "$CLUSTER" stop; }
+db_start() { li_cluster_ctl "$CLUSTER" start; }
 db_up() { qpg -c 'SELECT 1' >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------- shim instances
 
-# start_shim NAME ARGS...: starts the shim with --listen 127.0.0.1:0 (unless ARGS has a
-# --listen), waits for it, sets URL_<NAME> and PID_<NAME>; output in $T/NAME.out/.err.
-start_shim() {
-    local name=$1 listen=(--listen 127.0.0.1:0)
-    shift
-    [[ " $* " == *" --listen "* ]] && listen=()
-    # --db-wait 0: this suite tests the answer once any wait is over (nolost.sh tests the wait)
-    "$SHIM" "${listen[@]}" --db-wait 0 "$@" >"$T/$name.out" 2>"$T/$name.err" &
-    shim_started "$name" $!
-}
+# start_shim (tap.sh) with --db-wait 0: this suite tests the answer once any wait is over
+# (nolost.sh tests the wait).
+SHIM_ARGS=(--db-wait 0)
 
 # start_shim_env NAME VAR=VALUE...: the same, configured by environment variables only.
 start_shim_env() {
@@ -94,26 +46,15 @@ start_shim_env() {
     shim_started "$name" $!
 }
 
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
+shim_cleanup() {
     jobs -p | xargs -r kill 2>/dev/null
     db_up || db_start >/dev/null 2>&1
     qpg -c "DROP ROLE IF EXISTS $MIN_ROLE" >/dev/null 2>&1
     qpg -c "DROP ROLE IF EXISTS $NOEXEC_ROLE" >/dev/null 2>&1 \
         || { q -c "DROP OWNED BY $NOEXEC_ROLE" >/dev/null 2>&1; \
              qpg -c "DROP ROLE IF EXISTS $NOEXEC_ROLE" >/dev/null 2>&1; }
-    if [ -n "$OWN_DB" ]; then
-        qpg -c "DROP DATABASE IF EXISTS \"$OWN_DB\" WITH (FORCE)" >/dev/null 2>&1
-    fi
-    if [ -n "$OWN_CLUSTER" ]; then
-        li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
-    fi
-    if [ "$OWN_TMP" = 1 ]; then rm -rf -- "$T"; fi
 }
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+e2e_on_exit shim_cleanup
 
 # ---------------------------------------------------------------- HTTP helpers
 
@@ -170,12 +111,6 @@ if [ ! -x "$SHIM" ]; then
     not_ok "the shim is built ($SHIM)" "build it with make (shim/Makefile)"
     exit 1
 fi
-if [ -n "$OWN_DB" ]; then
-    qpg -c "DROP DATABASE IF EXISTS \"$OWN_DB\" WITH (FORCE)" -c "CREATE DATABASE \"$OWN_DB\"" \
-        >/dev/null || { echo "Bail out! cannot create database $OWN_DB"; exit 1; }
-    q -c 'CREATE EXTENSION leadintake' >/dev/null \
-        || { echo "Bail out! CREATE EXTENSION leadintake failed"; exit 1; }
-fi
 q -c "INSERT INTO leadintake.agents (username, display_name, dialer_user_id, active) VALUES
         ('agent1', 'Agent One', '1001', true),
         ('agent2', 'Agent Two', '1002', true),
@@ -193,8 +128,7 @@ K2="X-Dialer-Api-Key: $SECRET2"
 DASH=https://crm.example.test/dashboard
 
 # the main instance
-if ! start_shim main --db "$CONNINFO" --api-key-file "$KEYS" --allow-query-key \
-        --dashboard-url "$DASH"; then
+if ! start_shim main --allow-query-key --dashboard-url "$DASH"; then
     echo "1..1"
     not_ok "the shim starts" "$(cat "$T/main.err")"
     exit 1
@@ -307,7 +241,7 @@ is "application/json; charset=utf-8: 201" "$CODE" 201
 q -c "DROP ROLE IF EXISTS $NOEXEC_ROLE" >/dev/null 2>&1
 qpg -c "CREATE ROLE $NOEXEC_ROLE LOGIN" >/dev/null
 q -c "GRANT USAGE ON SCHEMA leadintake TO $NOEXEC_ROLE" >/dev/null
-if start_shim noexec --db "$CONNINFO user=$NOEXEC_ROLE" --api-key-file "$KEYS"; then
+if CONNINFO="$CONNINFO user=$NOEXEC_ROLE" start_shim noexec; then
     http err500 -H "$K1" -H "$J" --data-binary '{"user": "agent1"}' "$URL_noexec$API"
     is "an unexpected database error: 500 with generic text" \
         "$CODE $BODY" '500 {"error": "Internal server error"}'
@@ -325,7 +259,7 @@ qpg -c "DROP ROLE IF EXISTS $NOEXEC_ROLE" >/dev/null 2>&1
 if [ "$(qpg -c "SELECT count(*) FROM pg_roles WHERE rolname = 'leadintake_shim'")" = 1 ]; then
     qpg -c "DROP ROLE IF EXISTS $MIN_ROLE" -c "CREATE ROLE $MIN_ROLE LOGIN IN ROLE leadintake_shim" \
         >/dev/null
-    if start_shim minrole --db "$CONNINFO user=$MIN_ROLE" --api-key-file "$KEYS"; then
+    if CONNINFO="$CONNINFO user=$MIN_ROLE" start_shim minrole; then
         http minrole -H "$K1" -H "$J" --data-binary '{"user": "agent1", "lead_id": "E2E-MINROLE"}' \
             "$URL_minrole$API"
         is "the shim as a login role IN ROLE leadintake_shim (nothing else): 201" "$CODE" 201
@@ -571,7 +505,7 @@ kill -HUP "$PID_main"
 sleep 0.3
 
 # ---------------------------------------------------------------- rate limit, allowlist
-if start_shim limited --db "$CONNINFO" --api-key-file "$KEYS" --rate-limit 2 \
+if start_shim limited --rate-limit 2 \
         --allow-ip 127.0.0.1/32 --allow-ip ::1 --dashboard-url "$DASH?src=dialer"; then
     # four at once on one connection, so that no token comes back in between
     codes=$(curl -s -o /dev/null -o /dev/null -o /dev/null -o /dev/null -D "$T/rl.hdr" \
@@ -596,8 +530,7 @@ else
     not_ok "shim with --rate-limit starts" "$(cat "$T/limited.err")"
 fi
 
-if start_shim acl --db "$CONNINFO" --api-key-file "$KEYS" --allow-ip 10.0.0.0/8 \
-        --allow-ip fd00::/8; then
+if start_shim acl --allow-ip 10.0.0.0/8 --allow-ip fd00::/8; then
     http acl1 -H "$K1" -H "$J" -H 'X-Forwarded-For: 10.1.2.3' \
         --data-binary '{"user": "agent1"}' "$URL_acl$API"
     is "client not in --allow-ip: closed at accept, no answer (X-Forwarded-For ignored)" "$CODE" 000
@@ -608,8 +541,7 @@ else
 fi
 
 if [ -e /proc/net/if_inet6 ] && grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null \
-    && start_shim v6 --db "$CONNINFO" --api-key-file "$KEYS" --listen '[::1]:0' \
-        --allow-ip ::1/128; then
+    && SHIM_LISTEN='[::1]:0' start_shim v6 --allow-ip ::1/128; then
     http v6 -g "$URL_v6/healthz"
     is "IPv6: --listen [::1]:0 and --allow-ip ::1/128" "$CODE" 200
 else
@@ -617,7 +549,7 @@ else
 fi
 
 # ---------------------------------------------------------------- connection timeout
-if start_shim slow --db "$CONNINFO" --api-key-file "$KEYS" --timeout 1; then
+if start_shim slow --timeout 1; then
     res=$(python3 - "$URL_slow" <<'EOF'
 import socket, sys, time, urllib.parse
 u = urllib.parse.urlsplit(sys.argv[1])
@@ -644,8 +576,7 @@ fi
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 \
     -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
 chmod 600 "$T/tls.key"
-if start_shim tls --db "$CONNINFO" --api-key-file "$KEYS" --tls-cert "$T/tls.crt" \
-        --tls-key "$T/tls.key"; then
+if start_shim tls --tls-cert "$T/tls.crt" --tls-key "$T/tls.key"; then
     like "TLS: the shim says https://" "$URL_tls" '^https://127\.0\.0\.1:[0-9]+$'
     http tls --cacert "$T/tls.crt" -H "$K1" -H "$J" \
         --data-binary '{"user": "agent1", "lead_id": "E2E-TLS"}' "$URL_tls$API"
@@ -698,7 +629,7 @@ is "unknown option: exit 2" "$(rc --api-key-file "$KEYS" --frobnicate)" 2
 
 # ---------------------------------------------------------------- a call that cannot finish
 # A lock held elsewhere: the call waits, statement_timeout (--query-timeout) ends it, 503.
-if start_shim qt --db "$CONNINFO" --api-key-file "$KEYS" --query-timeout 300; then
+if start_shim qt --query-timeout 300; then
     coproc QT_LOCKER { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -d "$DB" 2>&1; }
     qt_locker_pid=$QT_LOCKER_PID
     echo "BEGIN; LOCK TABLE leadintake.leads IN EXCLUSIVE MODE; SELECT 'locked';" \
@@ -765,7 +696,7 @@ fi
 metric() {
     curl -s --max-time 5 "$2/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
-if start_shim drain --db "$CONNINFO" --api-key-file "$KEYS"; then
+if start_shim drain; then
     # in flight two ways: bodies still arriving (2 KB/s), and calls waiting on a lock that a
     # psql session (a coprocess) holds until after the SIGTERM
     coproc LOCKER { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -d "$DB" 2>&1; }

@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034  # OWN_TMP, OWN_CLUSTER, port: read by the scripts
+# shellcheck shell=bash disable=SC2034  # OWN_TMP, OWN_CLUSTER, port, SHIM_*: read by the scripts
 # test/e2e/tap.sh: what the end-to-end scripts (test/e2e/*.sh) share, sourced by each after
 # scripts/lib.sh:
 #   . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
@@ -13,12 +13,15 @@
 #     run by hand with nothing set (e2e_own_cluster);
 #   - starting and stopping shims: shim_url (wait for "listening on URL"), shim_started
 #     (its bookkeeping: SHIM_PIDS, PID_<name>, URL_<name>), stop_pid;
-#   - for the newer scripts, the rest of their set-up: e2e_database (DB, CONNINFO, q),
-#     e2e_key (KEY in $T/keys), start_shim, and e2e_cleanup with e2e_on_exit.
-# Each script keeps its own plan line (`1..N`), database set-up and cleanup trap.
+#   - the rest of a script's set-up: e2e_database (DB, CONNINFO, q, qpg), e2e_key (KEY in
+#     $T/keys), start_shim and must_start_shim, and e2e_cleanup with e2e_on_exit.
+# Each script keeps its own plan line (`1..N`) and what only it needs.
 
 N=0
 FAILED=0
+SHIM_PIDS=()     # every shim started (shim_started); e2e_cleanup stops them
+OWN_CLUSTER=""   # the script's own cluster, if it started one (e2e_own_cluster)
+SHIM_ARGS=()     # arguments start_shim gives every shim of the script
 
 # ok DESC; not_ok DESC [DIAGNOSTIC-LINE...]: one assertion each.
 ok() { N=$((N + 1)); echo "ok $N - $1"; }
@@ -69,19 +72,30 @@ e2e_tmp() {
     chmod 755 "$T"
 }
 
-# e2e_own_cluster [DB]: starts a throwaway cluster in $T/pg (OWN_CLUSTER, its port in $port)
-# and exports PGHOST, PGPORT and PGUSER=postgres for it; with DB, creates that database with
-# the extension leadintake. Ends the script ("1..0 # SKIP" or "Bail out!") when it cannot.
+# e2e_own_cluster [DB [-c name=value ...]]: starts a throwaway cluster in $T/pg (OWN_CLUSTER,
+# its port in $port; the -c settings go to li_start_cluster) and exports PGHOST, PGPORT and
+# PGUSER=postgres for it; with DB (may be ""), creates that database with the extension
+# leadintake. Ends the script ("1..0 # SKIP" or "Bail out!") when it cannot.
 e2e_own_cluster() {
+    local db=${1:-} try
+    [ $# -gt 0 ] && shift
     li_ensure_packages >/dev/null 2>&1 || true
     OWN_CLUSTER=$T/pg
-    port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
-    li_start_cluster "$OWN_CLUSTER" "$port" || bail "cannot start a cluster"
+    # three tries: another run may take the port between li_free_port and the start
+    for try in 1 2 3; do
+        port=$(li_free_port) || { echo "1..0 # SKIP no free port for a cluster"; exit 0; }
+        li_start_cluster "$OWN_CLUSTER" "$port" "$@" 2>"$T/cluster-start.err" && break
+        li_remove_cluster "$OWN_CLUSTER"
+        if [ "$try" = 3 ]; then
+            sed 's/^/# /' "$T/cluster-start.err"
+            bail "cannot start a cluster"
+        fi
+    done
     PGHOST=$(li_sockdir "$OWN_CLUSTER")
     export PGHOST PGPORT=$port PGUSER=postgres
-    if [ -n "${1:-}" ]; then
-        { li_psql "$OWN_CLUSTER" "$port" -d postgres -c "CREATE DATABASE $1" >/dev/null \
-              && li_psql "$OWN_CLUSTER" "$port" -d "$1" -c 'CREATE EXTENSION leadintake' >/dev/null; } \
+    if [ -n "$db" ]; then
+        { li_psql "$OWN_CLUSTER" "$port" -d postgres -c "CREATE DATABASE $db" >/dev/null \
+              && li_psql "$OWN_CLUSTER" "$port" -d "$db" -c 'CREATE EXTENSION leadintake' >/dev/null; } \
             || bail "cannot create the database"
     fi
 }
@@ -125,21 +139,27 @@ stop_pid() {
 
 # ---------------------------------------------------------------- a script's set-up
 
-# e2e_database NAME: DB and CONNINFO: scripts/test.sh's database, or with nothing set NAME in
-# a throwaway cluster of the script's own (e2e_own_cluster); PGUSER postgres. q runs psql.
+# e2e_database NAME [-c name=value ...]: DB and CONNINFO: scripts/test.sh's database, or with
+# nothing set NAME in a throwaway cluster of the script's own (e2e_own_cluster, with the
+# settings given); PGUSER postgres. q runs psql on DB, qpg on the database postgres, both with
+# the settings of Q_OPTIONS too ("-c name=value ...", for psql only: not the shims').
 e2e_database() {
     if [ -n "${LEADINTAKE_TEST_DB:-}" ]; then
         DB=$LEADINTAKE_TEST_DB
         CONNINFO=${LEADINTAKE_TEST_CONNINFO:-"dbname=$DB"}
     else
         DB=$1
-        e2e_own_cluster "$DB"
+        e2e_own_cluster "$@"
         CONNINFO="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
     fi
     export PGUSER=${PGUSER:-postgres}
     unset PGDATABASE
 }
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+q() {
+    PGOPTIONS="-c client_min_messages=warning${Q_OPTIONS:+ $Q_OPTIONS}" \
+        psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" "$@"
+}
+qpg() { DB=postgres q "$@"; }
 
 # e2e_key NAME: a new key NAME:<random> in $T/keys (mode 600); its secret in KEY (exported,
 # for test/e2e/rawhttp.py's {KEY}).
@@ -150,18 +170,25 @@ e2e_key() {
     chmod 600 "$T/keys"
 }
 
-# start_shim NAME ARGS...: $SHIM on a free loopback port with --db $CONNINFO and --api-key-file
-# $T/keys, stdout and stderr in $T/NAME.out and .err (shim_started's bookkeeping).
+# start_shim NAME ARGS...: $SHIM listening on $SHIM_LISTEN (default a free loopback port) with
+# --db $CONNINFO, --api-key-file $T/keys, SHIM_ARGS and ARGS; stdout and stderr in $T/NAME.out
+# and .err (shim_started's bookkeeping). A call may set CONNINFO or SHIM_LISTEN for one shim:
+#   CONNINFO="$CONNINFO user=r" start_shim r ...
 start_shim() {
     local name=$1
     shift
-    "$SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" --api-key-file "$T/keys" "$@" \
-        >"$T/$name.out" 2>"$T/$name.err" &
-    shim_started "$name" $! http
+    "$SHIM" --listen "${SHIM_LISTEN:-127.0.0.1:0}" --db "$CONNINFO" --api-key-file "$T/keys" \
+        "${SHIM_ARGS[@]}" "$@" >"$T/$name.out" 2>"$T/$name.err" &
+    shim_started "$name" $!
 }
 
-# e2e_on_exit [FUNCTION]: at exit (or INT/TERM) run FUNCTION (the script's own clean-up, if
-# any), stop SHIM_PIDS, remove the script's own cluster and scratch directory.
+# must_start_shim NAME ARGS...: start_shim, or bail out with the head of its stderr.
+must_start_shim() {
+    start_shim "$@" || bail "the shim $1 did not start: $(head -c 500 "$T/$1.err")"
+}
+
+# e2e_on_exit [FUNCTION]: at exit (or INT/TERM) stop SHIM_PIDS, run FUNCTION (the script's own
+# clean-up, if any), remove the script's own cluster and scratch directory.
 e2e_on_exit() {
     E2E_EXTRA_CLEANUP=${1:-}
     trap e2e_cleanup EXIT
@@ -170,8 +197,8 @@ e2e_on_exit() {
 e2e_cleanup() {
     local pid
     trap - EXIT INT TERM
-    [ -n "${E2E_EXTRA_CLEANUP:-}" ] && "$E2E_EXTRA_CLEANUP"
     for pid in "${SHIM_PIDS[@]}"; do stop_pid "$pid"; done
+    [ -n "${E2E_EXTRA_CLEANUP:-}" ] && "$E2E_EXTRA_CLEANUP"
     [ -n "${OWN_CLUSTER:-}" ] && li_remove_cluster "$OWN_CLUSTER" >/dev/null 2>&1
     [ "${OWN_TMP:-0}" = 1 ] && rm -rf -- "$T"
 }

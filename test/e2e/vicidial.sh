@@ -24,8 +24,6 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 e2e_tmp vicidial
-SHIM_PIDS=()
-OWN_CLUSTER=""
 
 e2e_database e2e_vicidial
 e2e_on_exit

@@ -25,9 +25,9 @@ INSERT INTO leadintake.agents (username, display_name, dialer_user_id) VALUES
 SELECT plan(37);
 
 -- race(payloads): one dblink session per payload, each calling leadintake_from_dialer(payload)
--- behind the gate of advisory lock 7244001, all released at once (race.inc).
+-- behind the gate of advisory lock 7244001, all released at once (sessions.inc).
 -- Returns one row per payload: n, the function's result (NULL on error), the error.
-\ir race.inc
+\ir sessions.inc
 CREATE FUNCTION pg_temp.race(payloads jsonb[])
 RETURNS TABLE (n integer, result jsonb, error text)
 LANGUAGE sql AS $$

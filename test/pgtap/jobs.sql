@@ -288,10 +288,10 @@ SELECT is((SELECT count(*) FROM leadintake.intake_log), (SELECT n FROM log_befor
 CREATE TABLE public.jobs_worker_out (worker integer, inbox_id bigint, status integer,
                                      lead_id bigint, error text);
 
--- workers(stmts): one dblink session per statement, all released at once (race.inc; advisory
+-- workers(stmts): one dblink session per statement, all released at once (sessions.inc; advisory
 -- lock gate: each statement starts with pg_advisory_xact_lock_shared(7244002)).
 -- Returns one row per statement: n, its command status (NULL on error), the error.
-\ir race.inc
+\ir sessions.inc
 CREATE FUNCTION pg_temp.workers(stmts text[])
 RETURNS TABLE (n integer, result text, error text)
 LANGUAGE sql AS $$ SELECT * FROM pg_temp.release_at_once(7244002, stmts) $$;
