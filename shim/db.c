@@ -109,6 +109,50 @@ wait_conn(PGconn *conn, double deadline, short events)
 }
 
 /*
+ * The wait for a command's results. Past soft (one call's --query-timeout and the grace) the
+ * running call is cancelled, once: it then fails alone (57014) and the others are run again,
+ * so batch-mates never wait behind a slow call for more than about one call's bound. Past
+ * hard the connection is given up.
+ */
+typedef struct BatchClock
+{
+	double soft;
+	double hard;
+	bool cancelled;
+} BatchClock;
+
+/* The next result of a command or pipeline (NULL ends each one's); false when lost or late. */
+static bool
+next_result(PGconn *conn, BatchClock *clock, PGresult **r)
+{
+	*r = NULL;
+	while (PQisBusy(conn))
+	{
+		if (!clock->cancelled && now_monotonic() >= clock->soft)
+		{
+			PGcancel *cancel = PQgetCancel(conn);
+			char err[128];
+
+			clock->cancelled = true;
+			if (cancel == NULL || !PQcancel(cancel, err, sizeof(err)))
+				clock->hard = now_monotonic(); /* cannot cancel: give up now */
+			PQfreeCancel(cancel);
+		}
+		if (!wait_conn(conn, clock->cancelled ? clock->hard : clock->soft, POLLIN) &&
+			(clock->cancelled || now_monotonic() < clock->soft))
+			return false;
+	}
+	*r = PQgetResult(conn);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		PQclear(*r);
+		*r = NULL;
+		return false;
+	}
+	return true;
+}
+
+/*
  * Waits for the outcome of the command sent on conn until deadline (monotonic). Returns
  * the first error result, else the last result; NULL when the connection was lost or the
  * deadline passed (the connection must then be dropped).
@@ -116,17 +160,19 @@ wait_conn(PGconn *conn, double deadline, short events)
 static PGresult *
 await_result(PGconn *conn, double deadline)
 {
+	BatchClock clock = {deadline, deadline, true}; /* nothing to cancel: one command */
 	PGresult *kept = NULL;
 	PGresult *r;
 
 	for (;;)
 	{
-		while (PQisBusy(conn))
-			if (!wait_conn(conn, deadline, POLLIN))
-				goto lost;
-		r = PQgetResult(conn);
+		if (!next_result(conn, &clock, &r))
+		{
+			PQclear(kept);
+			return NULL;
+		}
 		if (r == NULL)
-			break;
+			return kept;
 		if (kept == NULL ||
 			(PQresultStatus(kept) != PGRES_FATAL_ERROR && PQresultStatus(r) == PGRES_FATAL_ERROR))
 		{
@@ -135,14 +181,7 @@ await_result(PGconn *conn, double deadline)
 		}
 		else
 			PQclear(r);
-		if (PQstatus(conn) == CONNECTION_BAD)
-			break;
 	}
-	return kept;
-
-lost:
-	PQclear(kept);
-	return NULL;
 }
 
 /*
@@ -430,50 +469,6 @@ flush_all(PGconn *conn, double deadline)
 		if (!wait_conn(conn, deadline, POLLIN | POLLOUT))
 			return false;
 	return f == 0;
-}
-
-/*
- * A batch's wait for its results. Past soft (one call's --query-timeout and the grace) the
- * running call is cancelled, once: it then fails alone (57014) and the others are run again,
- * so batch-mates never wait behind a slow call for more than about one call's bound. Past
- * hard the connection is given up.
- */
-typedef struct BatchClock
-{
-	double soft;
-	double hard;
-	bool cancelled;
-} BatchClock;
-
-/* The next result of a pipeline (NULL ends each call's results); false when lost or late. */
-static bool
-next_result(PGconn *conn, BatchClock *clock, PGresult **r)
-{
-	*r = NULL;
-	while (PQisBusy(conn))
-	{
-		if (!clock->cancelled && now_monotonic() >= clock->soft)
-		{
-			PGcancel *cancel = PQgetCancel(conn);
-			char err[128];
-
-			clock->cancelled = true;
-			if (cancel == NULL || !PQcancel(cancel, err, sizeof(err)))
-				clock->hard = now_monotonic(); /* cannot cancel: give up now */
-			PQfreeCancel(cancel);
-		}
-		if (!wait_conn(conn, clock->cancelled ? clock->hard : clock->soft, POLLIN) &&
-			(clock->cancelled || now_monotonic() < clock->soft))
-			return false;
-	}
-	*r = PQgetResult(conn);
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		PQclear(*r);
-		*r = NULL;
-		return false;
-	}
-	return true;
 }
 
 /* Forgets a call's answer: its transaction did not commit. */
