@@ -620,12 +620,12 @@ spool_request(Request *req)
 		return false;
 	buf_init(&body);
 	if (json_drop_secrets(req->payload.data ? req->payload.data : "", req->payload.len, &body))
-		r = spool_write(&(SpoolRecord){.body = body.data,
-									   .body_len = body.len,
-									   .key_name = req->key_name,
-									   .client_addr = req->client,
-									   .minimal = req->param_key,
-									   .received_us = req->received_us});
+		r = spool_write(&(IntakeCall){.body = body.data,
+									  .body_len = body.len,
+									  .key_name = req->key_name,
+									  .client_addr = req->client,
+									  .param_key = req->param_key,
+									  .received_us = req->received_us});
 	buf_free(&body);
 	return r == SPOOL_OK;
 }

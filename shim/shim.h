@@ -121,48 +121,6 @@ extern void form_to_json(const Params *p, Buf *out);
  */
 extern bool json_drop_secrets(const char *s, size_t len, Buf *out);
 
-/* ---------------------------------------------------------------- spool.c */
-
-typedef struct SpoolRecord
-{
-	const char *body; /* secrets already removed */
-	size_t body_len;
-	const char *key_name;
-	const char *client_addr;
-	bool minimal;
-	long long received_us; /* the shim received the request: Unix time in microseconds */
-} SpoolRecord;
-
-typedef enum SpoolResult
-{
-	SPOOL_OK,    /* on disk and fsynced: 202 */
-	SPOOL_FULL,  /* --spool-max reached: 503 */
-	SPOOL_FAILED /* not writable: 503 */
-} SpoolResult;
-
-typedef struct SpoolStats
-{
-	bool enabled;
-	unsigned depth;    /* requests waiting in the spool */
-	uint64_t bytes;    /* their size on disk */
-	double oldest_age; /* seconds since the oldest was received; 0 when empty */
-	uint64_t spooled, replayed, failed;
-} SpoolStats;
-
-/* Creates DIR/tmp, DIR/new, DIR/failed (0700), forgets tmp/, counts new/; false with err. */
-extern bool spool_open(const char *dir, char *err, size_t errlen);
-extern bool spool_enabled(void);
-/* Requests waiting in the spool (0 without one). */
-extern unsigned spool_depth(void);
-/* Writes r durably (tmp/, fsync, rename into new/, fsync new/). */
-extern SpoolResult spool_write(const SpoolRecord *r);
-/* The replayer thread: sends new/ in arrival order whenever the database answers. */
-extern bool spool_start(void);
-/* The database answers again: the replayer goes now rather than at its next try. */
-extern void spool_wake(void);
-extern void spool_stop(void);
-extern void spool_stats(SpoolStats *s);
-
 /* ---------------------------------------------------------------- keys.c */
 
 #define KEY_NAME_MAX 128
@@ -226,7 +184,7 @@ typedef struct IntakeCall
 	const char *key_name;
 	const char *client_addr;
 	bool param_key;        /* authenticated by an api_key parameter: the minimal body (section 7) */
-	long long received_us; /* a spooled request's receive time (section 8); 0: a live one */
+	long long received_us; /* a spooled request's receive time, Unix µs; 0: a live one */
 	DbOutcome outcome;
 	IntakeResult result;
 	bool retry; /* internal to db.c */
@@ -255,6 +213,39 @@ extern void db_intake(Db *db, IntakeCall *const *calls, int n);
 extern DbOutcome db_ping(Db *db);
 extern void db_close(Db *db);
 extern void db_stats(DbStats *stats);
+
+/* ---------------------------------------------------------------- spool.c */
+
+typedef enum SpoolResult
+{
+	SPOOL_OK,    /* on disk and fsynced: 202 */
+	SPOOL_FULL,  /* --spool-max reached: 503 */
+	SPOOL_FAILED /* not writable: 503 */
+} SpoolResult;
+
+typedef struct SpoolStats
+{
+	bool enabled;
+	unsigned depth;    /* requests waiting in the spool */
+	uint64_t bytes;    /* their size on disk */
+	double oldest_age; /* seconds since the oldest was received; 0 when empty */
+	uint64_t spooled, replayed, failed;
+} SpoolStats;
+
+/* Creates DIR/tmp, DIR/new, DIR/failed (0700), forgets tmp/, counts new/; false with err. */
+extern bool spool_open(const char *dir, char *err, size_t errlen);
+extern bool spool_enabled(void);
+/* Requests waiting in the spool (0 without one). */
+extern unsigned spool_depth(void);
+/* Writes the call durably (tmp/, fsync, rename into new/, fsync new/): its body without
+ * secrets, received_us set. */
+extern SpoolResult spool_write(const IntakeCall *c);
+/* The replayer thread: sends new/ in arrival order whenever the database answers. */
+extern bool spool_start(void);
+/* The database answers again: the replayer goes now rather than at its next try. */
+extern void spool_wake(void);
+extern void spool_stop(void);
+extern void spool_stats(SpoolStats *s);
 
 /* ---------------------------------------------------------------- work.c */
 

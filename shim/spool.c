@@ -202,7 +202,7 @@ write_all(int fd, const char *data, size_t len)
 }
 
 SpoolResult
-spool_write(const SpoolRecord *r)
+spool_write(const IntakeCall *r)
 {
 	char name[64], tmp_path[4096], new_path[4096];
 	Buf head;
@@ -213,7 +213,7 @@ spool_write(const SpoolRecord *r)
 	buf_init(&head);
 	buf_printf(&head, "%s\nreceived_us %lld\nkey_name %s\nclient_addr %s\nminimal %d\n\n",
 			   SPOOL_MAGIC, (long long) r->received_us, r->key_name ? r->key_name : "",
-			   r->client_addr ? r->client_addr : "", r->minimal ? 1 : 0);
+			   r->client_addr ? r->client_addr : "", r->param_key ? 1 : 0);
 	if (head.oom)
 		return SPOOL_FAILED;
 	size = head.len + r->body_len;
@@ -261,7 +261,7 @@ spool_write(const SpoolRecord *r)
 
 /* Reads a spool file into rec (its strings point into *text, which the caller frees). */
 static bool
-read_record(const char *path, char **text, SpoolRecord *rec)
+read_record(const char *path, char **text, IntakeCall *rec)
 {
 	FILE *f = fopen(path, "rb");
 	long len;
@@ -305,7 +305,7 @@ read_record(const char *path, char **text, SpoolRecord *rec)
 		else if (strcmp(p, "client_addr") == 0)
 			rec->client_addr = sp;
 		else if (strcmp(p, "minimal") == 0)
-			rec->minimal = *sp == '1';
+			rec->param_key = *sp == '1';
 	}
 	return rec->received_us > 0;
 }
@@ -319,24 +319,17 @@ replay_one(Db *db, const char *name, int tries)
 {
 	char path[4096], failed[4096];
 	char *text;
-	SpoolRecord rec;
-	IntakeCall call = {.outcome = DB_ERROR}; /* unreadable: kept for the operator */
+	IntakeCall call;
 	IntakeCall *one = &call;
 	struct stat st;
 	off_t size;
 
 	path_of(path, sizeof(path), "new", name);
 	size = stat(path, &st) == 0 ? st.st_size : 0;
-	if (read_record(path, &text, &rec))
-	{
-		call = (IntakeCall){.body = rec.body,
-							.body_len = rec.body_len,
-							.key_name = rec.key_name,
-							.client_addr = rec.client_addr,
-							.param_key = rec.minimal,
-							.received_us = rec.received_us};
+	if (read_record(path, &text, &call))
 		db_intake(db, &one, 1);
-	}
+	else
+		call = (IntakeCall){.outcome = DB_ERROR}; /* unreadable: kept for the operator */
 	free(text);
 	free(call.result.response);
 	free(call.result.dashboard_query);
