@@ -350,7 +350,7 @@ apply(int id, const char *v, bool from_env)
 			c->pool_wait_ms = parse_uint(s, v, 1, 600000);
 			break;
 		case OPT_BATCH_MAX:
-			c->batch_max = parse_uint(s, v, 1, 64);
+			c->batch_max = parse_uint(s, v, 1, BATCH_MAX);
 			break;
 		case OPT_CONNECT_TIMEOUT:
 			c->connect_timeout = parse_uint(s, v, 2, 600);

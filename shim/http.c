@@ -585,14 +585,25 @@ resume(Request *req)
 	MHD_resume_connection(req->con);
 }
 
-/* In a worker thread: the health check's call, then the connection goes on. */
+/* In a worker thread: the health checks queued together get one SELECT 1, then go on. */
 static void
-run_ping(void *arg, bool expired)
+run_pings(Db *db, void **args, const bool *expired, int n)
 {
-	Request *req = arg;
+	DbOutcome outcome = DB_UNAVAILABLE;
+	bool pinged = false;
 
-	req->outcome = expired ? DB_UNAVAILABLE : pool_ping();
-	resume(req);
+	for (int i = 0; i < n; i++)
+	{
+		Request *req = args[i];
+
+		if (!expired[i] && !pinged)
+		{
+			outcome = db_ping(db);
+			pinged = true;
+		}
+		req->outcome = expired[i] ? DB_UNAVAILABLE : outcome;
+		resume(req);
+	}
 }
 
 /*
@@ -609,12 +620,12 @@ spool_request(Request *req)
 		return false;
 	buf_init(&body);
 	if (json_drop_secrets(req->payload.data ? req->payload.data : "", req->payload.len, &body))
-		r = spool_write(&(SpoolRecord){.body = body.data,
-									   .body_len = body.len,
-									   .key_name = req->key_name,
-									   .client_addr = req->client,
-									   .minimal = req->param_key,
-									   .received_us = req->received_us});
+		r = spool_write(&(IntakeCall){.body = body.data,
+									  .body_len = body.len,
+									  .key_name = req->key_name,
+									  .client_addr = req->client,
+									  .param_key = req->param_key,
+									  .received_us = req->received_us});
 	buf_free(&body);
 	return r == SPOOL_OK;
 }
@@ -641,11 +652,11 @@ wait_for_database(Request *req)
  * outcome), then their connections go on, or wait for the database.
  */
 static void
-run_intakes(void **args, const bool *expired, int n)
+run_intakes(Db *db, void **args, const bool *expired, int n)
 {
-	IntakeCall calls[64];
-	IntakeCall *live[64];
-	bool calls_made[64] = {false};
+	IntakeCall calls[BATCH_MAX];
+	IntakeCall *live[BATCH_MAX];
+	bool calls_made[BATCH_MAX] = {false};
 	int nlive = 0;
 
 	for (int i = 0; i < n; i++)
@@ -667,7 +678,7 @@ run_intakes(void **args, const bool *expired, int n)
 		live[nlive++] = &calls[i];
 	}
 	if (nlive > 0)
-		pool_intake_batch(live, nlive);
+		db_intake(db, live, nlive);
 	for (int i = 0; i < n; i++)
 	{
 		Request *req = args[i];
@@ -692,10 +703,7 @@ submit(struct MHD_Connection *con, Request *req)
 	req->con = con;
 	req->submitted = true;
 	MHD_suspend_connection(con); /* before the worker can resume it */
-	if (req->route == ROUTE_HEALTH)
-		work_submit(&req->job, run_ping, req);
-	else
-		work_submit_batch(&req->job, run_intakes, req);
+	work_submit(&req->job, req->route == ROUTE_HEALTH ? run_pings : run_intakes, req);
 	return MHD_YES;
 }
 

@@ -71,7 +71,13 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	pool_init();
+	{
+		/* one call now, so that a wrong --db shows at once (it is not fatal) */
+		Db probe = {NULL};
+
+		db_ping(&probe);
+		db_close(&probe);
+	}
 	if (!log_start())
 	{
 		fprintf(stderr, "%s: cannot start the thread that writes the access log\n", SHIM_NAME);
@@ -130,7 +136,6 @@ main(int argc, char **argv)
 	http_stop(daemon);
 	spool_stop(); /* what it still holds is sent by the next start */
 	log_stop();   /* the last request lines: none is lost on a normal stop */
-	pool_shutdown();
 	log_msg("stopped");
 	return 0;
 }

@@ -91,7 +91,8 @@ render_spool(Buf *out)
 void
 metrics_render(Buf *out)
 {
-	PoolStats ps;
+	DbStats ds;
+	unsigned queued = work_queued();
 	unsigned long cumulative = 0;
 	int s;
 	size_t i;
@@ -136,17 +137,18 @@ metrics_render(Buf *out)
 			   atomic_load(&refused));
 
 	render_spool(out);
-	pool_stats(&ps);
+	db_stats(&ds);
 	buf_printf(out,
-			   "# HELP leadintake_db_pool_size Database connections the pool may hold.\n"
+			   "# HELP leadintake_db_pool_size Database workers (--pool-size), each with its "
+			   "own connection.\n"
 			   "# TYPE leadintake_db_pool_size gauge\n"
 			   "leadintake_db_pool_size %u\n"
 			   "# HELP leadintake_db_pool_connections Database connections by state.\n"
 			   "# TYPE leadintake_db_pool_connections gauge\n"
 			   "leadintake_db_pool_connections{state=\"busy\"} %u\n"
 			   "leadintake_db_pool_connections{state=\"idle\"} %u\n"
-			   "# HELP leadintake_db_pool_waiting Requests waiting for a database "
-			   "connection.\n"
+			   "# HELP leadintake_db_pool_waiting Requests waiting for a worker and its "
+			   "connection (as leadintake_db_queue).\n"
 			   "# TYPE leadintake_db_pool_waiting gauge\n"
 			   "leadintake_db_pool_waiting %u\n"
 			   "# HELP leadintake_db_queue Requests queued for a worker thread.\n"
@@ -178,10 +180,11 @@ metrics_render(Buf *out)
 			   "another call made their batch's transaction fail.\n"
 			   "# TYPE leadintake_db_batch_retries_total counter\n"
 			   "leadintake_db_batch_retries_total %llu\n",
-			   ps.size, ps.busy, ps.idle, ps.waiting, work_queued(), ps.up ? 1 : 0,
-			   (unsigned long long) ps.connects, (unsigned long long) ps.connect_failures,
-			   (unsigned long long) ps.unavailable, (unsigned long long) ps.errors,
-			   (unsigned long long) ps.batches, (unsigned long long) ps.batch_retries);
+			   shim_config.pool_size, ds.busy, ds.open > ds.busy ? ds.open - ds.busy : 0, queued,
+			   queued, ds.up ? 1 : 0, (unsigned long long) ds.connects,
+			   (unsigned long long) ds.connect_failures, (unsigned long long) ds.unavailable,
+			   (unsigned long long) ds.errors, (unsigned long long) ds.batches,
+			   (unsigned long long) ds.batch_retries);
 
 	buf_printf(out,
 			   "# HELP leadintake_api_keys Keys loaded from the API key file.\n"

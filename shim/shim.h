@@ -1,6 +1,6 @@
 /*
  * shim.h: what the files of leadintake-shim share: the configuration, the byte buffer and
- * the interface of each part (config, http, conns, form, jsonsecrets, spool, keys, pool, work,
+ * the interface of each part (config, http, conns, form, jsonsecrets, spool, keys, db, work,
  * metrics, ratelimit, acl, log).
  */
 #ifndef LEADINTAKE_SHIM_H
@@ -39,8 +39,8 @@ typedef struct ShimConfig
 	unsigned threads; /* MHD worker threads */
 	unsigned max_connections;
 	unsigned max_connections_per_ip; /* 0: no cap */
-	unsigned pool_size;              /* database connections */
-	unsigned pool_wait_ms;           /* longest wait for a free database connection */
+	unsigned pool_size;              /* database workers, each with its own connection */
+	unsigned pool_wait_ms;           /* longest wait in the queue for a worker */
 	unsigned batch_max;              /* most queued intake calls in one transaction */
 	unsigned connect_timeout;        /* seconds, libpq connect_timeout */
 	unsigned query_timeout_ms;       /* statement_timeout, and the client's own bound */
@@ -121,48 +121,6 @@ extern void form_to_json(const Params *p, Buf *out);
  */
 extern bool json_drop_secrets(const char *s, size_t len, Buf *out);
 
-/* ---------------------------------------------------------------- spool.c */
-
-typedef struct SpoolRecord
-{
-	const char *body; /* secrets already removed */
-	size_t body_len;
-	const char *key_name;
-	const char *client_addr;
-	bool minimal;
-	long long received_us; /* the shim received the request: Unix time in microseconds */
-} SpoolRecord;
-
-typedef enum SpoolResult
-{
-	SPOOL_OK,    /* on disk and fsynced: 202 */
-	SPOOL_FULL,  /* --spool-max reached: 503 */
-	SPOOL_FAILED /* not writable: 503 */
-} SpoolResult;
-
-typedef struct SpoolStats
-{
-	bool enabled;
-	unsigned depth;    /* requests waiting in the spool */
-	uint64_t bytes;    /* their size on disk */
-	double oldest_age; /* seconds since the oldest was received; 0 when empty */
-	uint64_t spooled, replayed, failed;
-} SpoolStats;
-
-/* Creates DIR/tmp, DIR/new, DIR/failed (0700), forgets tmp/, counts new/; false with err. */
-extern bool spool_open(const char *dir, char *err, size_t errlen);
-extern bool spool_enabled(void);
-/* Requests waiting in the spool (0 without one). */
-extern unsigned spool_depth(void);
-/* Writes r durably (tmp/, fsync, rename into new/, fsync new/). */
-extern SpoolResult spool_write(const SpoolRecord *r);
-/* The replayer thread: sends new/ in arrival order whenever the database answers. */
-extern bool spool_start(void);
-/* The database answers again: the replayer goes now rather than at its next try. */
-extern void spool_wake(void);
-extern void spool_stop(void);
-extern void spool_stats(SpoolStats *s);
-
 /* ---------------------------------------------------------------- keys.c */
 
 #define KEY_NAME_MAX 128
@@ -189,7 +147,10 @@ extern void ratelimit_init(unsigned per_second);
 /* Takes a token from the key's bucket; false with the seconds to wait in *retry_after. */
 extern bool ratelimit_take(const char *key_name, unsigned *retry_after);
 
-/* ---------------------------------------------------------------- pool.c */
+/* ---------------------------------------------------------------- db.c */
+
+/* Most intake calls one transaction carries: --batch-max's upper bound. */
+#define BATCH_MAX 64
 
 typedef enum DbOutcome
 {
@@ -209,74 +170,105 @@ typedef struct IntakeResult
 	char *dashboard_query; /* malloc'd, or NULL */
 } IntakeResult;
 
-typedef struct PoolStats
+/* One thread's database session: not connected until its first call, then kept. */
+typedef struct Db
 {
-	unsigned size;
-	unsigned busy;    /* slots in use by a request */
-	unsigned idle;    /* connections established and free */
-	unsigned open;    /* connections established (busy or idle) */
-	unsigned waiting; /* requests waiting for a connection */
+	struct pg_conn *conn; /* libpq's PGconn; NULL: not connected */
+} Db;
+
+/* One intake call: leadintake.http_intake, or spool_intake when received_us is set. */
+typedef struct IntakeCall
+{
+	const char *body;
+	size_t body_len; /* under 2 GiB */
+	const char *key_name;
+	const char *client_addr;
+	bool param_key;        /* authenticated by an api_key parameter: the minimal body (section 7) */
+	long long received_us; /* a spooled request's receive time, Unix µs; 0: a live one */
+	DbOutcome outcome;
+	IntakeResult result;
+	bool retry; /* internal to db.c */
+} IntakeCall;
+
+typedef struct DbStats
+{
+	unsigned open; /* sessions established */
+	unsigned busy; /* of them, in a call */
 	uint64_t connects;
 	uint64_t connect_failures;
 	uint64_t unavailable;   /* calls answered 503 */
 	uint64_t errors;        /* calls answered 500 */
-	uint64_t batches;       /* transactions of several calls (pool_intake_batch) */
+	uint64_t batches;       /* transactions of several calls */
 	uint64_t batch_retries; /* calls run again alone because their batch's transaction failed */
 	bool up;                /* the last attempt reached the database */
-} PoolStats;
-
-extern void pool_init(void);
-extern void pool_shutdown(void);
-/* The one SQL call of an intake request; param_key asks for the minimal body (section 7). */
-extern DbOutcome pool_intake(const char *body, size_t body_len, const char *key_name,
-							 const char *client_addr, bool param_key, IntakeResult *result);
-/* One intake call of a batch. retry is internal to pool.c. */
-typedef struct IntakeCall
-{
-	const char *body;
-	size_t body_len;
-	const char *key_name;
-	const char *client_addr;
-	bool param_key; /* authenticated by an api_key parameter: the minimal body (section 7) */
-	DbOutcome outcome;
-	IntakeResult result;
-	bool retry;
-} IntakeCall;
+} DbStats;
 
 /*
- * Several intake calls in one transaction: one round trip and one commit for all (each call
- * keeps its own subtransaction in http_intake). Each call gets its own outcome, as
- * pool_intake would give it.
+ * Intake calls in one pipeline, one transaction: one round trip and one commit for all (each
+ * call keeps its own subtransaction in http_intake), each with its own outcome. A single call
+ * is the batch of one.
  */
-extern void pool_intake_batch(IntakeCall *const *calls, int n);
-/* A spooled request's one call (leadintake.spool_intake: logged as source spool). */
-extern DbOutcome pool_spool_intake(const SpoolRecord *rec, IntakeResult *result);
-/* SELECT 1 through the pool (healthz). */
-extern DbOutcome pool_ping(void);
-extern void pool_stats(PoolStats *stats);
+extern void db_intake(Db *db, IntakeCall *const *calls, int n);
+/* SELECT 1 (healthz, and the replayer's check on a call that keeps failing). */
+extern DbOutcome db_ping(Db *db);
+extern void db_close(Db *db);
+extern void db_stats(DbStats *stats);
+
+/* ---------------------------------------------------------------- spool.c */
+
+typedef enum SpoolResult
+{
+	SPOOL_OK,    /* on disk and fsynced: 202 */
+	SPOOL_FULL,  /* --spool-max reached: 503 */
+	SPOOL_FAILED /* not writable: 503 */
+} SpoolResult;
+
+typedef struct SpoolStats
+{
+	bool enabled;
+	unsigned depth;    /* requests waiting in the spool */
+	uint64_t bytes;    /* their size on disk */
+	double oldest_age; /* seconds since the oldest was received; 0 when empty */
+	uint64_t spooled, replayed, failed;
+} SpoolStats;
+
+/* Creates DIR/tmp, DIR/new, DIR/failed (0700), forgets tmp/, counts new/; false with err. */
+extern bool spool_open(const char *dir, char *err, size_t errlen);
+extern bool spool_enabled(void);
+/* Requests waiting in the spool (0 without one). */
+extern unsigned spool_depth(void);
+/* Writes the call durably (tmp/, fsync, rename into new/, fsync new/): its body without
+ * secrets, received_us set. */
+extern SpoolResult spool_write(const IntakeCall *c);
+/* The replayer thread: sends new/ in arrival order whenever the database answers. */
+extern bool spool_start(void);
+/* The database answers again: the replayer goes now rather than at its next try. */
+extern void spool_wake(void);
+extern void spool_stop(void);
+extern void spool_stats(SpoolStats *s);
 
 /* ---------------------------------------------------------------- work.c */
 
-/* A job: expired is true when it waited past --pool-wait, or the shim is stopping. */
-typedef void (*WorkFn)(void *arg, bool expired);
-/* Jobs submitted with the same batch function, queued together, run in one call of it. */
-typedef void (*WorkBatchFn)(void **args, const bool *expired, int n);
+/*
+ * Jobs queued in a row with the same function run in one call of it, up to --batch-max, on
+ * the worker's own database session; expired[i]: job i waited past --pool-wait, or the shim
+ * is stopping.
+ */
+typedef void (*WorkFn)(Db *db, void **args, const bool *expired, int n);
 
 /* The queue's link, kept in the caller's own struct: submitting never allocates or fails. */
 typedef struct WorkJob
 {
 	WorkFn fn;
-	WorkBatchFn batch; /* or NULL */
 	void *arg;
 	double queued_at;
 	double not_before; /* deferred (work_defer): not run before this monotonic time */
 	struct WorkJob *next;
 } WorkJob;
 
+/* nworkers threads, each with its database session (--pool-size). */
 extern bool work_start(unsigned nworkers);
 extern void work_submit(WorkJob *job, WorkFn fn, void *arg);
-/* Like work_submit; a worker takes up to --batch-max such jobs queued in a row at once. */
-extern void work_submit_batch(WorkJob *job, WorkBatchFn batch, void *arg);
 extern unsigned work_queued(void);
 /*
  * Runs job again (with the function it was submitted with) at not_before, or sooner after

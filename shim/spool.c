@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -201,7 +202,7 @@ write_all(int fd, const char *data, size_t len)
 }
 
 SpoolResult
-spool_write(const SpoolRecord *r)
+spool_write(const IntakeCall *r)
 {
 	char name[64], tmp_path[4096], new_path[4096];
 	Buf head;
@@ -212,7 +213,7 @@ spool_write(const SpoolRecord *r)
 	buf_init(&head);
 	buf_printf(&head, "%s\nreceived_us %lld\nkey_name %s\nclient_addr %s\nminimal %d\n\n",
 			   SPOOL_MAGIC, (long long) r->received_us, r->key_name ? r->key_name : "",
-			   r->client_addr ? r->client_addr : "", r->minimal ? 1 : 0);
+			   r->client_addr ? r->client_addr : "", r->param_key ? 1 : 0);
 	if (head.oom)
 		return SPOOL_FAILED;
 	size = head.len + r->body_len;
@@ -260,7 +261,7 @@ spool_write(const SpoolRecord *r)
 
 /* Reads a spool file into rec (its strings point into *text, which the caller frees). */
 static bool
-read_record(const char *path, char **text, SpoolRecord *rec)
+read_record(const char *path, char **text, IntakeCall *rec)
 {
 	FILE *f = fopen(path, "rb");
 	long len;
@@ -269,8 +270,8 @@ read_record(const char *path, char **text, SpoolRecord *rec)
 	*text = NULL;
 	if (f == NULL)
 		return false;
-	if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-		(*text = malloc((size_t) len + 1)) == NULL ||
+	if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || len > INT_MAX ||
+		fseek(f, 0, SEEK_SET) != 0 || (*text = malloc((size_t) len + 1)) == NULL ||
 		fread(*text, 1, (size_t) len, f) != (size_t) len)
 	{
 		fclose(f);
@@ -304,7 +305,7 @@ read_record(const char *path, char **text, SpoolRecord *rec)
 		else if (strcmp(p, "client_addr") == 0)
 			rec->client_addr = sp;
 		else if (strcmp(p, "minimal") == 0)
-			rec->minimal = *sp == '1';
+			rec->param_key = *sp == '1';
 	}
 	return rec->received_us > 0;
 }
@@ -314,28 +315,27 @@ read_record(const char *path, char **text, SpoolRecord *rec)
  * times in a row this file's call found the database unable to serve it.
  */
 static bool
-replay_one(const char *name, int tries)
+replay_one(Db *db, const char *name, int tries)
 {
 	char path[4096], failed[4096];
 	char *text;
-	SpoolRecord rec;
-	IntakeResult res = {0};
-	DbOutcome outcome;
+	IntakeCall call;
+	IntakeCall *one = &call;
 	struct stat st;
 	off_t size;
 
 	path_of(path, sizeof(path), "new", name);
 	size = stat(path, &st) == 0 ? st.st_size : 0;
-	if (!read_record(path, &text, &rec))
-		outcome = DB_ERROR; /* unreadable: kept for the operator, not retried for ever */
+	if (read_record(path, &text, &call))
+		db_intake(db, &one, 1);
 	else
-		outcome = pool_spool_intake(&rec, &res);
+		call = (IntakeCall){.outcome = DB_ERROR}; /* unreadable: kept for the operator */
 	free(text);
-	free(res.response);
-	free(res.dashboard_query);
-	if (outcome == DB_UNAVAILABLE && (tries < STUCK_TRIES || pool_ping() != DB_OK))
+	free(call.result.response);
+	free(call.result.dashboard_query);
+	if (call.outcome == DB_UNAVAILABLE && (tries < STUCK_TRIES || db_ping(db) != DB_OK))
 		return false;
-	if (outcome == DB_OK)
+	if (call.outcome == DB_OK)
 	{
 		unlink(path);
 		atomic_fetch_add(&n_replayed, 1);
@@ -387,6 +387,7 @@ replay_main(void *unused)
 	static char names[SCAN_MAX][64];
 	char last[64] = "";
 	int tries = 0;
+	Db db = {NULL}; /* a session of its own, held only while there are files to send */
 
 	(void) unused;
 	while (!stopping())
@@ -400,15 +401,18 @@ replay_main(void *unused)
 		{
 			tries = strcmp(names[i], last) == 0 ? tries + 1 : 1;
 			memcpy(last, names[i], sizeof(last));
-			if (!replay_one(names[i], tries))
+			if (!replay_one(&db, names[i], tries))
 			{
 				blocked = true; /* the database is away: keep the order, try later */
 				break;
 			}
 		}
+		if (n <= 0)
+			db_close(&db);
 		if (n <= 0 || blocked)
 			replayer_sleep(RETRY_SECONDS);
 	}
+	db_close(&db);
 	return NULL;
 }
 

@@ -1,7 +1,8 @@
 /*
- * work.c: the worker threads that make the database calls, so that no HTTP thread ever waits
- * on the database; a job that waited longer than --pool-wait is answered 503 without a call;
- * a job deferred while the database is away waits on a list of its own, holding no thread.
+ * work.c: the worker threads that make the database calls, each on a session of its own, so
+ * that no HTTP thread ever waits on the database; a job that waited longer than --pool-wait is
+ * answered 503 without a call; a job deferred while the database is away waits on a list of
+ * its own, holding no thread.
  */
 #include "shim.h"
 
@@ -12,13 +13,11 @@
 
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
 static WorkJob *head;
 static WorkJob *tail;
 static WorkJob *deferred; /* not before their not_before, in no order */
 static unsigned queued;
 static unsigned ndeferred;
-static unsigned running;
 static bool stopping;
 static pthread_t *workers;
 static unsigned nworkers;
@@ -112,13 +111,14 @@ wait_for_work(void)
 static void *
 worker_main(void *unused)
 {
-	WorkJob *batch[64];
-	void *args[64];
-	bool expired[64];
+	Db db = {NULL}; /* this worker's own session, for its life */
+	void *args[BATCH_MAX];
+	bool expired[BATCH_MAX];
 
 	(void) unused;
 	for (;;)
 	{
+		WorkFn fn;
 		int n = 0;
 
 		pthread_mutex_lock(&work_lock);
@@ -126,35 +126,18 @@ worker_main(void *unused)
 		if (head == NULL)
 		{
 			pthread_mutex_unlock(&work_lock);
+			db_close(&db);
 			return NULL;
 		}
-		batch[n] = take(&expired[n]);
-		n++;
-		/* what is already queued behind it, never waiting for more */
-		while (batch[0]->batch && head && head->batch == batch[0]->batch &&
-			   n < (int) shim_config.batch_max && n < (int) (sizeof(batch) / sizeof(batch[0])))
+		/* what is already queued for the same function, never waiting for more */
+		fn = head->fn;
+		do
 		{
-			batch[n] = take(&expired[n]);
+			args[n] = take(&expired[n])->arg;
 			n++;
-		}
-		running++;
+		} while (head && head->fn == fn && n < (int) shim_config.batch_max);
 		pthread_mutex_unlock(&work_lock);
-
-		/* the jobs may be gone after this */
-		if (batch[0]->batch)
-		{
-			for (int i = 0; i < n; i++)
-				args[i] = batch[i]->arg;
-			batch[0]->batch(args, expired, n);
-		}
-		else
-			batch[0]->fn(batch[0]->arg, expired[0]);
-
-		pthread_mutex_lock(&work_lock);
-		running--;
-		if (running == 0 && head == NULL)
-			pthread_cond_broadcast(&idle_cond);
-		pthread_mutex_unlock(&work_lock);
+		fn(&db, args, expired, n);
 	}
 }
 
@@ -175,11 +158,10 @@ work_start(unsigned n)
 	return true;
 }
 
-static void
-enqueue(WorkJob *job, WorkFn fn, WorkBatchFn batch, void *arg)
+void
+work_submit(WorkJob *job, WorkFn fn, void *arg)
 {
 	job->fn = fn;
-	job->batch = batch;
 	job->arg = arg;
 	job->queued_at = now_monotonic();
 	pthread_mutex_lock(&work_lock);
@@ -230,18 +212,6 @@ work_stopping(void)
 	s = stopping;
 	pthread_mutex_unlock(&work_lock);
 	return s;
-}
-
-void
-work_submit(WorkJob *job, WorkFn fn, void *arg)
-{
-	enqueue(job, fn, NULL, arg);
-}
-
-void
-work_submit_batch(WorkJob *job, WorkBatchFn batch, void *arg)
-{
-	enqueue(job, NULL, batch, arg);
 }
 
 unsigned

@@ -2,7 +2,7 @@
 # test/e2e/sqlstates.sh: the extension and the shim agree on which SQLSTATEs mean "the
 # database cannot serve now" (the extension raises them to its caller instead of answering;
 # the shim then waits, spools or answers 503). Each keeps the list as one table,
-# unavailable_sqlstates (extension/leadintake.c, shim/pool.c); this reads both tables and
+# unavailable_sqlstates (extension/leadintake.c, shim/db.c); this reads both tables and
 # compares them. Prints TAP; needs no database.
 
 set -uo pipefail
@@ -19,7 +19,7 @@ codes() {
 
 echo "1..3"
 EXT=$(codes "$ROOT/extension/leadintake.c")
-SHIM=$(codes "$ROOT/shim/pool.c")
+SHIM=$(codes "$ROOT/shim/db.c")
 like "the extension's table is found" "$EXT" "^08 .*55P03"
 like "the shim's table is found" "$SHIM" "^08 .*55P03"
 is "the two lists are equal" "$SHIM" "$EXT"

@@ -2,9 +2,9 @@
  * fuzz_http.c: the shim's whole request handling (shim/http.c with form.c, keys.c, acl.c,
  * ratelimit.c, metrics.c, work.c, log.c, buf.c) on libmicrohttpd, in process: each input is
  * the raw bytes a client sends on one connection, handed to the running daemon through
- * MHD_add_connection on a socketpair. Only pool.c is replaced: a fake pool_intake (and
- * pool_intake_batch, call by call) checks what would go to the database and answers by
- * turns 201, 400, 503 (unavailable) or 500.
+ * MHD_add_connection on a socketpair. Only db.c is replaced: a fake db_intake checks, call
+ * by call, what would go to the database and answers by turns 201, 400, 503 (unavailable) or
+ * 500.
  *
  * Input: a first byte choosing the peer address (low bits 0-2: 127.0.0.1; 3: the address
  * follows, 4 bytes of IPv4 or, with bit 2 set, 16 bytes of IPv6), then the bytes of the
@@ -57,40 +57,26 @@ static atomic_int n_calls;
 static atomic_uint turn;
 static bool cur_allowed; /* the peer is in the allowlist */
 
-/* ---------------------------------------------------------------- the fake pool */
+/* ---------------------------------------------------------------- the fake database */
 
 void
-pool_init(void)
+db_close(Db *db)
 {
+	(void) db;
 }
 
 void
-pool_shutdown(void)
-{
-}
-
-void
-pool_stats(PoolStats *s)
+db_stats(DbStats *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->size = 2;
 	s->up = true;
 }
 
 DbOutcome
-pool_ping(void)
+db_ping(Db *db)
 {
+	(void) db;
 	return DB_OK;
-}
-
-/* No spool here (no --spool-dir): a call of it is a bug. */
-DbOutcome
-pool_spool_intake(const SpoolRecord *rec, IntakeResult *result)
-{
-	(void) rec;
-	(void) result;
-	FAIL("pool_spool_intake called without a spool");
-	return DB_ERROR;
 }
 
 /*
@@ -120,10 +106,12 @@ __wrap_form_to_json(const Params *p, Buf *out)
 	jc_free(&obj);
 }
 
-DbOutcome
-pool_intake(const char *body, size_t len, const char *key_name, const char *client_addr,
-			bool param_key, IntakeResult *result)
+static DbOutcome
+fake_call(IntakeCall *c)
 {
+	const char *body = c->body, *key_name = c->key_name, *client_addr = c->client_addr;
+	size_t len = c->body_len;
+	IntakeResult *result = &c->result;
 	unsigned t = atomic_fetch_add(&turn, 1);
 
 	atomic_fetch_add(&n_calls, 1);
@@ -138,7 +126,9 @@ pool_intake(const char *body, size_t len, const char *key_name, const char *clie
 		FAIL("the database was called without the client's address");
 	if (body == NULL && len > 0)
 		FAIL("a NULL body of %zu bytes", len);
-	(void) body;
+	/* no spool here (no --spool-dir): a spooled call is a bug */
+	if (c->received_us != 0)
+		FAIL("a spooled call without a spool");
 	switch (t % 4)
 	{
 		case 0:
@@ -162,12 +152,11 @@ pool_intake(const char *body, size_t len, const char *key_name, const char *clie
 
 /* A batch is its calls, one by one: what the HTTP side sees of it is the same. */
 void
-pool_intake_batch(IntakeCall *const *calls, int n)
+db_intake(Db *db, IntakeCall *const *calls, int n)
 {
+	(void) db;
 	for (int i = 0; i < n; i++)
-		calls[i]->outcome =
-			pool_intake(calls[i]->body, calls[i]->body_len, calls[i]->key_name,
-						calls[i]->client_addr, calls[i]->param_key, &calls[i]->result);
+		calls[i]->outcome = fake_call(calls[i]);
 }
 
 /* ---------------------------------------------------------------- set-up */

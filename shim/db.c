@@ -1,5 +1,6 @@
 /*
- * pool.c: the bounded pool of libpq connections, each with the intake statement prepared;
+ * db.c: one libpq session per database thread (each worker, and the spool's replayer), with
+ * the intake statements prepared, and the one pipeline every intake call goes through;
  * bounded waits everywhere, 503 while the database is away, reconnection by itself.
  */
 #include "shim.h"
@@ -40,21 +41,12 @@
 /* The client's own bound on a call: statement_timeout plus this grace, in seconds. */
 #define QUERY_GRACE 2.0
 
-typedef struct Slot
-{
-	PGconn *conn;     /* NULL: not connected; only the holder touches it */
-	atomic_bool open; /* conn != NULL, for pool_stats */
-	bool busy;        /* held by a request; under pool_lock */
-} Slot;
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static int db_state = -1; /* -1 unknown, 0 down, 1 up; under state_lock */
+static bool probing;      /* while down, one thread tries to connect; under state_lock */
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_cond;
-static Slot *slots;
-static unsigned nslots;
-static unsigned nwaiting;
-static int db_state = -1; /* -1 unknown, 0 down, 1 up; under pool_lock */
-static bool probing;      /* while down, one request tries to connect; under pool_lock */
-
+static atomic_uint n_open; /* sessions established */
+static atomic_uint n_busy; /* sessions in a call */
 static atomic_ullong n_connects;
 static atomic_ullong n_connect_failures;
 static atomic_ullong n_unavailable;
@@ -68,10 +60,10 @@ set_db_state(bool up, const char *why)
 {
 	int old;
 
-	pthread_mutex_lock(&pool_lock);
+	pthread_mutex_lock(&state_lock);
 	old = db_state;
 	db_state = up ? 1 : 0;
-	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&state_lock);
 	if (up && old != 1)
 	{
 		log_msg(old == -1 ? "connected to the database" : "the database answers again");
@@ -117,6 +109,50 @@ wait_conn(PGconn *conn, double deadline, short events)
 }
 
 /*
+ * The wait for a command's results. Past soft (one call's --query-timeout and the grace) the
+ * running call is cancelled, once: it then fails alone (57014) and the others are run again,
+ * so batch-mates never wait behind a slow call for more than about one call's bound. Past
+ * hard the connection is given up.
+ */
+typedef struct BatchClock
+{
+	double soft;
+	double hard;
+	bool cancelled;
+} BatchClock;
+
+/* The next result of a command or pipeline (NULL ends each one's); false when lost or late. */
+static bool
+next_result(PGconn *conn, BatchClock *clock, PGresult **r)
+{
+	*r = NULL;
+	while (PQisBusy(conn))
+	{
+		if (!clock->cancelled && now_monotonic() >= clock->soft)
+		{
+			PGcancel *cancel = PQgetCancel(conn);
+			char err[128];
+
+			clock->cancelled = true;
+			if (cancel == NULL || !PQcancel(cancel, err, sizeof(err)))
+				clock->hard = now_monotonic(); /* cannot cancel: give up now */
+			PQfreeCancel(cancel);
+		}
+		if (!wait_conn(conn, clock->cancelled ? clock->hard : clock->soft, POLLIN) &&
+			(clock->cancelled || now_monotonic() < clock->soft))
+			return false;
+	}
+	*r = PQgetResult(conn);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		PQclear(*r);
+		*r = NULL;
+		return false;
+	}
+	return true;
+}
+
+/*
  * Waits for the outcome of the command sent on conn until deadline (monotonic). Returns
  * the first error result, else the last result; NULL when the connection was lost or the
  * deadline passed (the connection must then be dropped).
@@ -124,17 +160,19 @@ wait_conn(PGconn *conn, double deadline, short events)
 static PGresult *
 await_result(PGconn *conn, double deadline)
 {
+	BatchClock clock = {deadline, deadline, true}; /* nothing to cancel: one command */
 	PGresult *kept = NULL;
 	PGresult *r;
 
 	for (;;)
 	{
-		while (PQisBusy(conn))
-			if (!wait_conn(conn, deadline, POLLIN))
-				goto lost;
-		r = PQgetResult(conn);
+		if (!next_result(conn, &clock, &r))
+		{
+			PQclear(kept);
+			return NULL;
+		}
 		if (r == NULL)
-			break;
+			return kept;
 		if (kept == NULL ||
 			(PQresultStatus(kept) != PGRES_FATAL_ERROR && PQresultStatus(r) == PGRES_FATAL_ERROR))
 		{
@@ -143,14 +181,7 @@ await_result(PGconn *conn, double deadline)
 		}
 		else
 			PQclear(r);
-		if (PQstatus(conn) == CONNECTION_BAD)
-			break;
 	}
-	return kept;
-
-lost:
-	PQclear(kept);
-	return NULL;
 }
 
 /*
@@ -259,112 +290,57 @@ connect_db(char *err, size_t errlen)
 	return conn;
 }
 
-/* Takes a free slot, preferring a connected one; NULL after pool_wait_ms. */
-static Slot *
-acquire(void)
+void
+db_close(Db *db)
 {
-	struct timespec deadline;
-	Slot *found = NULL;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += shim_config.pool_wait_ms / 1000;
-	deadline.tv_nsec += (long) (shim_config.pool_wait_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L)
-	{
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&pool_lock);
-	for (;;)
-	{
-		unsigned i;
-
-		for (i = 0; i < nslots; i++)
-		{
-			if (slots[i].busy)
-				continue;
-			if (atomic_load(&slots[i].open))
-			{
-				found = &slots[i];
-				break;
-			}
-			if (found == NULL)
-				found = &slots[i];
-		}
-		if (found != NULL)
-		{
-			found->busy = true;
-			break;
-		}
-		nwaiting++;
-		i = (unsigned) pthread_cond_timedwait(&pool_cond, &pool_lock, &deadline);
-		nwaiting--;
-		if (i == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&pool_lock);
-	return found;
+	if (db->conn == NULL)
+		return;
+	PQfinish(db->conn);
+	db->conn = NULL;
+	atomic_fetch_sub(&n_open, 1);
 }
 
-static void
-release(Slot *slot)
-{
-	pthread_mutex_lock(&pool_lock);
-	slot->busy = false;
-	pthread_cond_signal(&pool_cond);
-	pthread_mutex_unlock(&pool_lock);
-}
-
-static void
-drop(Slot *slot)
-{
-	if (slot->conn)
-		PQfinish(slot->conn);
-	slot->conn = NULL;
-	atomic_store(&slot->open, false);
-}
-
-/* Makes sure the slot holds a live connection with the statement prepared. */
+/* Makes sure db holds a live session with the statements prepared. */
 static bool
-ensure_ready(Slot *slot)
+ensure_ready(Db *db)
 {
 	char err[256];
 	bool prober;
 	bool busy_elsewhere;
 
-	if (slot->conn != NULL && !idle_conn_alive(slot->conn))
-		drop(slot);
-	if (slot->conn != NULL)
+	if (db->conn != NULL && !idle_conn_alive(db->conn))
+		db_close(db);
+	if (db->conn != NULL)
 		return true;
 
 	/*
-	 * While the database is down, one request at a time tries to reach it; the others get
-	 * their 503 at once instead of each waiting for connect_timeout.
+	 * While the database is down, one thread at a time tries to reach it; the others answer
+	 * 503 at once instead of each waiting for connect_timeout.
 	 */
-	pthread_mutex_lock(&pool_lock);
+	pthread_mutex_lock(&state_lock);
 	if (db_state == 0 && probing)
 		prober = false;
 	else
 		prober = probing = (db_state == 0);
 	busy_elsewhere = db_state == 0 && !prober;
-	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&state_lock);
 	if (busy_elsewhere)
 		return false;
 
-	slot->conn = connect_db(err, sizeof(err));
+	db->conn = connect_db(err, sizeof(err));
 	if (prober)
 	{
-		pthread_mutex_lock(&pool_lock);
+		pthread_mutex_lock(&state_lock);
 		probing = false;
-		pthread_mutex_unlock(&pool_lock);
+		pthread_mutex_unlock(&state_lock);
 	}
-	if (slot->conn == NULL)
+	if (db->conn == NULL)
 	{
 		atomic_fetch_add(&n_connect_failures, 1);
 		set_db_state(false, err);
 		return false;
 	}
-	atomic_store(&slot->open, true);
+	atomic_fetch_add(&n_open, 1);
 	atomic_fetch_add(&n_connects, 1);
 	set_db_state(true, NULL);
 	return true;
@@ -433,44 +409,6 @@ classify(PGconn *conn, PGresult *r, bool *drop_conn)
 	return DB_ERROR;
 }
 
-void
-pool_init(void)
-{
-	pthread_condattr_t attr;
-	Slot *slot;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&pool_cond, &attr);
-	pthread_condattr_destroy(&attr);
-	nslots = shim_config.pool_size;
-	slots = calloc(nslots, sizeof(Slot));
-	if (slots == NULL)
-	{
-		log_msg("out of memory");
-		exit(1);
-	}
-	/* one connection now, so that a wrong --db shows at once (it is not fatal) */
-	slot = acquire();
-	if (slot)
-	{
-		ensure_ready(slot);
-		release(slot);
-	}
-}
-
-void
-pool_shutdown(void)
-{
-	unsigned i;
-
-	pthread_mutex_lock(&pool_lock);
-	for (i = 0; i < nslots; i++)
-		if (!slots[i].busy)
-			drop(&slots[i]);
-	pthread_mutex_unlock(&pool_lock);
-}
-
 /* The row of http_intake into result: DB_OK, or DB_ERROR when it is not one whole row. */
 static DbOutcome
 read_row(PGresult *r, IntakeResult *result)
@@ -498,79 +436,27 @@ count_outcome(DbOutcome outcome)
 		atomic_fetch_add(&n_errors, 1);
 }
 
-/* One prepared call on a pooled connection (the body, $1, in binary: as it came). */
-static DbOutcome
-call_prepared(const char *stmt, int nparams, const char *const *values, const int *lengths,
-			  IntakeResult *result)
+/* Sends one call into the pipeline (the body, $1, in binary: as it came). */
+static bool
+send_call(PGconn *conn, const IntakeCall *c)
 {
 	static const int formats[SPOOL_NPARAMS] = {1, 0, 0, 0, 0};
-	Slot *slot;
-	PGresult *r = NULL;
-	DbOutcome outcome;
-	bool drop_conn = false;
-
-	result->status = 0;
-	result->response = NULL;
-	result->dashboard_query = NULL;
-	slot = acquire();
-	if (slot == NULL)
-	{
-		atomic_fetch_add(&n_unavailable, 1);
-		return DB_UNAVAILABLE;
-	}
-	if (!ensure_ready(slot))
-	{
-		release(slot);
-		atomic_fetch_add(&n_unavailable, 1);
-		return DB_UNAVAILABLE;
-	}
-	if (PQsendQueryPrepared(slot->conn, stmt, nparams, values, lengths, formats, 0))
-		r = await_result(slot->conn,
-						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
-	outcome = classify(slot->conn, r, &drop_conn);
-	if (outcome == DB_OK)
-		outcome = read_row(r, result);
-	PQclear(r);
-	if (drop_conn)
-		drop(slot);
-	release(slot);
-	count_outcome(outcome);
-	return outcome;
-}
-
-DbOutcome
-pool_intake(const char *body, size_t body_len, const char *key_name, const char *client_addr,
-			bool param_key, IntakeResult *result)
-{
-	const char *values[STMT_NPARAMS] = {body ? body : "", key_name,
-										(client_addr && *client_addr) ? client_addr : NULL,
-										MINIMAL_TEXT(param_key)};
-	int lengths[STMT_NPARAMS] = {(int) body_len, 0, 0, 0};
-
-	if (body_len > (size_t) 0x7fffffff)
-		return DB_ERROR;
-	return call_prepared(STMT_NAME, STMT_NPARAMS, values, lengths, result);
-}
-
-DbOutcome
-pool_spool_intake(const SpoolRecord *rec, IntakeResult *result)
-{
 	char received[64];
-	time_t secs = (time_t) (rec->received_us / 1000000);
+	const char *values[SPOOL_NPARAMS] = {c->body ? c->body : "",
+										 c->key_name && *c->key_name ? c->key_name : NULL,
+										 c->client_addr && *c->client_addr ? c->client_addr : NULL,
+										 MINIMAL_TEXT(c->param_key), received};
+	int lengths[SPOOL_NPARAMS] = {(int) c->body_len, 0, 0, 0, 0};
+	time_t secs = (time_t) (c->received_us / 1000000);
 	struct tm tm;
-	const char *values[SPOOL_NPARAMS] = {
-		rec->body, rec->key_name && *rec->key_name ? rec->key_name : NULL,
-		(rec->client_addr && *rec->client_addr) ? rec->client_addr : NULL,
-		MINIMAL_TEXT(rec->minimal), received};
-	int lengths[SPOOL_NPARAMS] = {(int) rec->body_len, 0, 0, 0, 0};
 
+	if (c->received_us == 0)
+		return PQsendQueryPrepared(conn, STMT_NAME, STMT_NPARAMS, values, lengths, formats, 0);
 	gmtime_r(&secs, &tm);
 	strftime(received, sizeof(received), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(received + strlen(received), sizeof(received) - strlen(received), ".%06lldZ",
-			 rec->received_us % 1000000);
-	if (rec->body_len > (size_t) 0x7fffffff)
-		return DB_ERROR;
-	return call_prepared(SPOOL_STMT_NAME, SPOOL_NPARAMS, values, lengths, result);
+			 c->received_us % 1000000);
+	return PQsendQueryPrepared(conn, SPOOL_STMT_NAME, SPOOL_NPARAMS, values, lengths, formats, 0);
 }
 
 /* Sends what libpq holds for conn, reading meanwhile so the server never blocks on us. */
@@ -583,50 +469,6 @@ flush_all(PGconn *conn, double deadline)
 		if (!wait_conn(conn, deadline, POLLIN | POLLOUT))
 			return false;
 	return f == 0;
-}
-
-/*
- * A batch's wait for its results. Past soft (one call's --query-timeout and the grace) the
- * running call is cancelled, once: it then fails alone (57014) and the others are run again,
- * so batch-mates never wait behind a slow call for more than about one call's bound. Past
- * hard the connection is given up.
- */
-typedef struct BatchClock
-{
-	double soft;
-	double hard;
-	bool cancelled;
-} BatchClock;
-
-/* The next result of a pipeline (NULL ends each call's results); false when lost or late. */
-static bool
-next_result(PGconn *conn, BatchClock *clock, PGresult **r)
-{
-	*r = NULL;
-	while (PQisBusy(conn))
-	{
-		if (!clock->cancelled && now_monotonic() >= clock->soft)
-		{
-			PGcancel *cancel = PQgetCancel(conn);
-			char err[128];
-
-			clock->cancelled = true;
-			if (cancel == NULL || !PQcancel(cancel, err, sizeof(err)))
-				clock->hard = now_monotonic(); /* cannot cancel: give up now */
-			PQfreeCancel(cancel);
-		}
-		if (!wait_conn(conn, clock->cancelled ? clock->hard : clock->soft, POLLIN) &&
-			(clock->cancelled || now_monotonic() < clock->soft))
-			return false;
-	}
-	*r = PQgetResult(conn);
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		PQclear(*r);
-		*r = NULL;
-		return false;
-	}
-	return true;
 }
 
 /* Forgets a call's answer: its transaction did not commit. */
@@ -658,29 +500,21 @@ typedef enum
 static PipeEnd
 run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 {
-	static const int formats[STMT_NPARAMS] = {1, 0, 0, 0};
 	BatchClock clock;
 	PGresult *r;
 	int culprit = -1;
 	bool drop_conn = false;
 	bool synced = false;
 
+	/* a call alone has no batch-mate to spare: statement_timeout bounds it, then the grace */
 	clock.soft = now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE;
-	clock.hard = clock.soft + QUERY_GRACE;
-	clock.cancelled = false;
+	clock.hard = n > 1 ? clock.soft + QUERY_GRACE : clock.soft;
+	clock.cancelled = n == 1;
 	if (!PQenterPipelineMode(conn) || PQsetnonblocking(conn, 1) != 0)
 		return PIPE_LOST;
 	for (int i = 0; i < n; i++)
-	{
-		const char *values[STMT_NPARAMS] = {
-			calls[i]->body ? calls[i]->body : "", calls[i]->key_name,
-			(calls[i]->client_addr && *calls[i]->client_addr) ? calls[i]->client_addr : NULL,
-			MINIMAL_TEXT(calls[i]->param_key)};
-		int lengths[STMT_NPARAMS] = {(int) calls[i]->body_len, 0, 0, 0};
-
-		if (!PQsendQueryPrepared(conn, STMT_NAME, STMT_NPARAMS, values, lengths, formats, 0))
+		if (!send_call(conn, calls[i]))
 			return PIPE_LOST;
-	}
 	if (!PQpipelineSync(conn) || !flush_all(conn, clock.soft))
 		return PIPE_LOST;
 
@@ -732,9 +566,10 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 			 * The commit failed (a deferred trigger, a serialization failure...): nothing is
 			 * stored, and which call caused it is unknown, so each runs again alone.
 			 */
-			(void) classify(conn, r, &drop_conn);
+			DbOutcome outcome = classify(conn, r, &drop_conn);
+
 			for (int i = 0; i < n; i++)
-				forget(calls[i], DB_UNAVAILABLE, true);
+				forget(calls[i], outcome, true);
 			culprit = n;
 		}
 		PQclear(r);
@@ -751,52 +586,44 @@ run_pipeline(PGconn *conn, IntakeCall *const *calls, int n)
 }
 
 void
-pool_intake_batch(IntakeCall *const *calls, int n)
+db_intake(Db *db, IntakeCall *const *calls, int n)
 {
-	Slot *slot;
-
 	for (int i = 0; i < n; i++)
 	{
+		calls[i]->outcome = DB_UNAVAILABLE;
 		calls[i]->result = (IntakeResult){0, NULL, NULL};
-		forget(calls[i], DB_UNAVAILABLE, false);
+		calls[i]->retry = false;
 	}
-	if (n == 1)
+	if (ensure_ready(db))
 	{
-		calls[0]->outcome =
-			pool_intake(calls[0]->body, calls[0]->body_len, calls[0]->key_name,
-						calls[0]->client_addr, calls[0]->param_key, &calls[0]->result);
-		return;
-	}
-	slot = acquire();
-	if (slot != NULL && ensure_ready(slot))
-	{
-		PipeEnd end = run_pipeline(slot->conn, calls, n);
+		PipeEnd end;
 
-		atomic_fetch_add(&n_batches, 1);
+		atomic_fetch_add(&n_busy, 1);
+		end = run_pipeline(db->conn, calls, n);
+		if (n > 1)
+			atomic_fetch_add(&n_batches, 1);
 		if (end == PIPE_LOST)
 		{
 			for (int i = 0; i < n; i++)
 				forget(calls[i], DB_UNAVAILABLE, false);
-			if (PQstatus(slot->conn) != CONNECTION_OK)
+			if (PQstatus(db->conn) != CONNECTION_OK)
 				set_db_state(false, "connection lost");
 			else
-				log_msg("a batch of %d calls got no answer in time: answered 503", n);
+				log_msg("no answer in time to %d call%s: answered 503", n, n > 1 ? "s" : "");
 		}
 		if (end != PIPE_OK)
-			drop(slot);
+			db_close(db);
+		atomic_fetch_sub(&n_busy, 1);
 	}
-	if (slot)
-		release(slot);
 	for (int i = 0; i < n; i++)
 	{
 		IntakeCall *c = calls[i];
 
-		if (c->retry)
+		if (c->retry && n > 1)
 		{
 			atomic_fetch_add(&n_batch_retries, 1);
 			forget(c, DB_UNAVAILABLE, false);
-			c->outcome = pool_intake(c->body, c->body_len, c->key_name, c->client_addr,
-									 c->param_key, &c->result);
+			db_intake(db, &c, 1);
 		}
 		else
 			count_outcome(c->outcome);
@@ -804,54 +631,35 @@ pool_intake_batch(IntakeCall *const *calls, int n)
 }
 
 DbOutcome
-pool_ping(void)
+db_ping(Db *db)
 {
-	Slot *slot;
 	PGresult *r = NULL;
 	DbOutcome outcome;
 	bool drop_conn = false;
 
-	slot = acquire();
-	if (slot == NULL)
+	if (!ensure_ready(db))
 		return DB_UNAVAILABLE;
-	if (!ensure_ready(slot))
-	{
-		release(slot);
-		return DB_UNAVAILABLE;
-	}
-	if (PQsendQuery(slot->conn, "SELECT 1"))
-		r = await_result(slot->conn,
+	atomic_fetch_add(&n_busy, 1);
+	if (PQsendQuery(db->conn, "SELECT 1"))
+		r = await_result(db->conn,
 						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
-	outcome = classify(slot->conn, r, &drop_conn);
+	outcome = classify(db->conn, r, &drop_conn);
 	PQclear(r);
 	if (drop_conn)
-		drop(slot);
-	release(slot);
+		db_close(db);
+	atomic_fetch_sub(&n_busy, 1);
 	return outcome;
 }
 
 void
-pool_stats(PoolStats *s)
+db_stats(DbStats *s)
 {
-	unsigned i;
-
 	memset(s, 0, sizeof(*s));
-	pthread_mutex_lock(&pool_lock);
-	s->size = nslots;
-	s->waiting = nwaiting;
-	for (i = 0; i < nslots; i++)
-	{
-		if (slots[i].busy)
-			s->busy++;
-		if (atomic_load(&slots[i].open))
-		{
-			s->open++;
-			if (!slots[i].busy)
-				s->idle++;
-		}
-	}
+	pthread_mutex_lock(&state_lock);
 	s->up = db_state == 1;
-	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&state_lock);
+	s->open = atomic_load(&n_open);
+	s->busy = atomic_load(&n_busy);
 	s->connects = atomic_load(&n_connects);
 	s->connect_failures = atomic_load(&n_connect_failures);
 	s->unavailable = atomic_load(&n_unavailable);
