@@ -85,7 +85,7 @@ umount "$LIB/leadintake.so"
 # rolled-back rows took, sequence values) would shift the next one's count.
 cp -a "$WORK/pg/data" "$WORK/pristine" || exit 2
 
-# The shim's call, as shim/pool.c makes it (a JSON body as sent, the key's name, the
+# The shim's call, as shim/db.c makes it (a JSON body as sent, the key's name, the
 # client's address, minimal false). pg_backend_pid(), called nowhere else, ends a part:
 # callgrind writes what it counted so far to a file of its own and starts again from zero
 # (--dump-before), so that each part holds one entry's 1,000 calls and nothing else.
