@@ -37,16 +37,16 @@ _ha_port_of() {  # monitor|node1|node2
 # keeper, its postgres supervisor, the postmaster and every backend.
 ha_run() {
     local node=$1
-    (cd / && setsid runuser -u postgres -- env XDG_CONFIG_HOME="$HA_DIR/xdg/config" \
+    (cd / && exec setsid -f runuser -u postgres -- env XDG_CONFIG_HOME="$HA_DIR/xdg/config" \
         XDG_DATA_HOME="$HA_DIR/xdg/data" XDG_RUNTIME_DIR="$HA_DIR/xdg/run" \
         PATH="$HA_PG_BIN:$PATH" pg_autoctl run --pgdata "$HA_DIR/$node" \
-        >>"$HA_DIR/$node.autoctl.log" 2>&1 &)
+        >>"$HA_DIR/$node.autoctl.log" 2>&1)
 }
 ha_node_pgid() {  # the process group of the node's live `pg_autoctl run`, or nothing
     local pid
     pid=$(head -n 1 "$HA_DIR/xdg/run/pg_autoctl$HA_DIR/$1/pg_autoctl.pid" 2>/dev/null)
     # a pid file outlives a killed node: only a process that is still that node counts
-    [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "pg_autoctl run --pgdata $HA_DIR/$1 " \
+    [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "pg_autoctl run --pgdata $HA_DIR/$1 " \
         && ps -o pgid= -p "$pid" | tr -d ' '
 }
 # The node's host dies: SIGKILL to its keeper, postmaster and backends at once.
@@ -57,7 +57,10 @@ ha_kill_node() {
 
 # Settings each Postgres node gets after pg_autoctl's own (postgresql.conf includes
 # pg_autoctl's file first; later lines win). pg_autoctl sizes shared_buffers and
-# wal_keep_size for a dedicated host: three nodes on one test machine need less.
+# wal_keep_size for a dedicated host: three nodes on one test machine need less. pg_cron runs
+# its jobs in background workers of the node itself: by default it connects to the host and
+# port recorded in cron.job at cron.schedule() time, which here (two ports on one host) is
+# the old primary, a standby after the failover.
 _ha_node_conf() {
     cat >>"$HA_DIR/$1/postgresql.conf" <<CONF
 # test/ha/formation.sh
@@ -144,10 +147,13 @@ ha_wait_states() {
     return 1
 }
 
-ha_primary() {  # the node that accepts writes now (not in recovery), or nothing
+# The node that accepts writes now, or nothing: as libpq's target_session_attrs=read-write
+# judges it. A promoted node stays read-only (default_transaction_read_only) until the
+# monitor has seen the old primary demoted or gone.
+ha_primary() {
     local n
     for n in node1 node2; do
-        [ "$(ha_psql "$(_ha_port_of "$n")" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] \
+        [ "$(ha_psql "$(_ha_port_of "$n")" -c 'SHOW transaction_read_only' 2>/dev/null)" = off ] \
             && { echo "$n"; return 0; }
     done
     return 1
@@ -175,7 +181,7 @@ ha_destroy() {
     # any postmaster left over (a crash restart by a keeper since killed)
     for n in node1 node2 monitor; do
         pid=$(head -n 1 "$HA_DIR/$n/postmaster.pid" 2>/dev/null)
-        [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-D $HA_DIR/$n " \
+        [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "-D $HA_DIR/$n " \
             && kill -KILL "$pid" 2>/dev/null
     done
     return 0

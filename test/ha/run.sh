@@ -46,7 +46,7 @@ cleanup() {
     for p in $load_pid $listen_pid $shim_pid; do kill "$p" 2>/dev/null; done
     [ -n "$shim_pid" ] && wait "$shim_pid" 2>/dev/null
     ha_destroy
-    for f in "$HA_DIR"/*.log "$HA_DIR"/results.txt "$HA_DIR"/node*/log/*.log; do
+    for f in "$HA_DIR"/*.log "$HA_DIR"/*.txt "$HA_DIR"/node*/log/*.log; do
         [ -f "$f" ] && cp "$f" "$RESULTS/$(echo "${f#"$HA_DIR"/}" | tr / _)"
     done
     rm -rf "$HA_DIR"
@@ -74,13 +74,14 @@ echo "# the shim's --db: $URI"
 check "the formation's URI names both nodes, read-write only" \
     grep -q "127.0.0.1:$P_N1,127.0.0.1:$P_N2/.*target_session_attrs=read-write" <<<"$URI"
 
-# -- the shim, on the formation's URI
+# -- the shim, on the formation's URI. During a failover every request waits: the load here
+#    comes from one address, so its cap (64) must hold RATE x the window (README).
 printf 'ha:%s\n' "$KEY" >"$HA_DIR/keys"
 install -d -o postgres -m 700 "$HA_DIR/spool"
 chown postgres "$HA_DIR/keys"; chmod 600 "$HA_DIR/keys"
 (cd / && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$SHIM" --db "$URI" \
     --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$HA_DIR/keys" --db-wait "$DB_WAIT" \
-    --spool-dir "$HA_DIR/spool" >"$HA_DIR/shim.log" 2>&1) &
+    --spool-dir "$HA_DIR/spool" --max-connections-per-ip 256 >"$HA_DIR/shim.log" 2>&1) &
 shim_pid=$!
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && break; sleep 0.2; done
 check "the shim answers /healthz" curl -fs "http://127.0.0.1:$HTTP_PORT/healthz"
@@ -187,7 +188,9 @@ for _ in $(seq 150); do
         && { drained=$(now); break; }
     sleep 0.5
 done
-check "the drain job, scheduled on the old primary, processed an inbox row on the new one" test -n "$drained"
+check "the drain job, scheduled on the old primary, processed an inbox row on the new one" test -n "$drained" ||
+    ha_psql "$P_N2" -c 'SELECT * FROM cron.job_run_details ORDER BY runid' | sed 's/^/#   /'
+
 check "pg_cron ran it on node2 only (cron.job_run_details on the new primary)" \
     test "$(ha_psql "$P_N2" -c "SELECT count(*) FROM cron.job_run_details WHERE start_time > to_timestamp($t_kill)")" -ge 1
 
