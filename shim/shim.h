@@ -13,7 +13,10 @@
 #include <sys/socket.h>
 
 #define SHIM_NAME    "leadintake-shim"
-#define SHIM_VERSION "1.0"
+/* The version is the extension's (leadintake.control); shim/Makefile passes it. */
+#ifndef SHIM_VERSION
+#define SHIM_VERSION "unknown"
+#endif
 
 /* Exit status of a bad configuration (contract section 7). */
 #define EXIT_CONFIG 2
