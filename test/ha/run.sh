@@ -39,6 +39,7 @@ pass=0 fail=0 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi; }
 check() { local d=$1; shift; "$@" >"$HA_DIR/check.out" 2>&1; local rc=$?; ok $rc "$d"; [ $rc = 0 ] || sed 's/^/#   /' "$HA_DIR/check.out"; return $rc; }
 now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }  # secs LATER EARLIER
 port_of() { _ha_port_of "$1"; }
 
 cleanup() {
@@ -60,7 +61,7 @@ if ! ha_create; then
     tail -n 30 "$HA_DIR/create.log"; ok 1 "pg_auto_failover formation: monitor, primary, secondary"
     echo "$pass passed, $fail failed"; exit 1
 fi
-ok 0 "pg_auto_failover formation: monitor, primary node1, secondary node2 ($(printf '%.0f' "$(echo "$(now) - $t" | bc)") s)"
+ok 0 "pg_auto_failover formation: monitor, primary node1, secondary node2 ($(secs "$(now)" "$t") s)"
 check "the primary replicates synchronously (synchronous_standby_names)" \
     test -n "$(ha_psql "$P_N1" -c 'SHOW synchronous_standby_names')"
 setup_sql() {
@@ -102,7 +103,7 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 check "node2 is promoted" test -n "$t_promoted"
-[ -n "$t_promoted" ] && echo "# node2 accepts writes $(echo "$t_promoted - $t_kill" | bc | xargs printf '%.1f') s after the kill"
+[ -n "$t_promoted" ] && echo "# node2 accepts writes $(secs "$t_promoted" "$t_kill") s after the kill"
 # An application's row in the inbox, for the drain job on the new primary.
 ha_psql "$P_N2" -c "INSERT INTO leadintake.inbox (payload) VALUES ('{\"user\": \"agent1\", \"lead_id\": \"HAINBOX\", \"phone_number\": \"07700 999999\"}')"
 
@@ -110,7 +111,7 @@ ha_psql "$P_N2" -c "INSERT INTO leadintake.inbox (payload) VALUES ('{\"user\": \
 ha_run node1
 t=$(now)
 check "node1 rejoins as the secondary of node2" ha_wait_states node2 node1 120
-echo "# node1 back as secondary $(echo "$(now) - $t" | bc | xargs printf '%.1f') s after its restart"
+echo "# node1 back as secondary $(secs "$(now)" "$t") s after its restart"
 check "node2 replicates synchronously to node1 again" \
     test -n "$(ha_psql "$P_N2" -c 'SHOW synchronous_standby_names')"
 
