@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define SHIM_NAME    "leadintake-shim"
+#define SHIM_NAME "leadintake-shim"
 /* The version is the extension's (leadintake.control); shim/Makefile passes it. */
 #ifndef SHIM_VERSION
 #define SHIM_VERSION "unknown"

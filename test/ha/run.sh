@@ -26,14 +26,14 @@ DB_WAIT=${LEADINTAKE_HA_DB_WAIT:-30}    # the shim's --db-wait, longer than a fa
 for p in $HA_PORTS $HTTP_PORT; do  # listening (a TIME-WAIT left by a last run is no matter)
     li_tcp_sockets "$p" 0A | grep -q . && li_die "port $p is in use (LEADINTAKE_HA_PORTS, LEADINTAKE_HA_HTTP_PORT)"
 done
-read -r P_MON P_N1 P_N2 <<<"$HA_PORTS"
+read -r _ P_N1 P_N2 <<<"$HA_PORTS"
 HA_DIR=$(mktemp -d /tmp/leadintake-ha.XXXXXX)
 chown postgres: "$HA_DIR"; chmod 700 "$HA_DIR"
 RESULTS=$here/test/results/ha
 rm -rf "$RESULTS"; mkdir -p "$RESULTS"
 SHIM=$here/shim/leadintake-shim
 KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-shim_pid= load_pid= listen_pid=
+shim_pid="" load_pid="" listen_pid=""
 pass=0 fail=0 n=0
 
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok $n - $2"; else fail=$((fail + 1)); echo "not ok $n - $2"; fi; }

@@ -91,6 +91,7 @@ start_shim() {
     user=$(sed -n 's/^User=//p' "$UNIT"); exec=$(sed -n 's/^ExecStart=//p' "$UNIT")
     envfile=$(sed -n 's/^EnvironmentFile=//p' "$UNIT")
     # shellcheck disable=SC2086 # ExecStart is a command line
+    # shellcheck disable=SC1090 # the unit's EnvironmentFile=
     (set -a; . "$envfile"; set +a; cd / && exec setpriv --reuid="$user" --regid="$user" --init-groups -- $exec) >>"$T/shim.log" 2>&1 &
     shim_pid=$!
     for _ in $(seq 50); do
