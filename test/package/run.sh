@@ -62,6 +62,8 @@ check "/etc/leadintake/shim.env: a conffile, root:leadintake 0640" \
     bash -c 'test "$(stat -c "%U:%G %a" /etc/leadintake/shim.env)" = "root:leadintake 640" && grep -qx /etc/leadintake/shim.env /var/lib/dpkg/info/leadintake-shim.conffiles'
 check "/var/lib/leadintake/spool: leadintake 0700" \
     test "$(stat -c '%U %a' /var/lib/leadintake/spool)" = "leadintake 700"
+check "leadintake-shim --version is the package's version" \
+    test "$(/usr/bin/leadintake-shim --version)" = "leadintake-shim $extver"
 check "the extension's files are in PostgreSQL 15's directories" \
     test -e /usr/lib/postgresql/15/lib/leadintake.so -a -e /usr/share/postgresql/15/extension/leadintake.control
 check "systemd-analyze verify accepts the unit" systemd-analyze verify "$UNIT"
@@ -116,6 +118,8 @@ check "apt-get install of the $newver packages (upgrade)" \
     apt-get install -y -q --no-install-recommends "$T"/v2/postgresql-15-leadintake_*.deb "$T"/v2/leadintake-shim_*.deb
 check "both packages are at $newver" \
     test "$(dpkg-query -W -f='${Version} ' postgresql-15-leadintake leadintake-shim)" = "$newver $newver "
+check "the upgraded leadintake-shim --version is $newver" \
+    test "$(/usr/bin/leadintake-shim --version)" = "leadintake-shim $newver"
 check "the key file is kept as it was" cmp /etc/leadintake/keys "$T/keys.before"
 check "the key file keeps leadintake:leadintake 0600" test "$(stat -c '%U:%G %a' /etc/leadintake/keys)" = "leadintake:leadintake 600"
 check "the changed environment file is kept, root:leadintake 0640" \
