@@ -184,5 +184,10 @@ ha_destroy() {
         [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "-D $HA_DIR/$n " \
             && kill -KILL "$pid" 2>/dev/null
     done
+    # and anything else pg_autoctl started for this formation (a `create` that failed half
+    # way leaves its postgres supervisor): every process has HA_DIR in its environment.
+    for pid in $(grep -lsz "^XDG_DATA_HOME=$HA_DIR/xdg/data\$" /proc/[0-9]*/environ | cut -d/ -f3); do
+        kill -KILL "$pid" 2>/dev/null
+    done
     return 0
 }
