@@ -86,3 +86,19 @@ check-sanitize:
 
 fuzz:
 	$(MAKE) -C test/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_OUT=$(CURDIR)/test/fuzz/build/long
+
+# ---------------------------------------------------------------- packages and HA
+# make deb: postgresql-15-leadintake and leadintake-shim into dist/ (debhelper, pg_buildext,
+# lintian without errors; debian/build-debs.sh). make test-deb: install, use, upgrade and
+# purge them (test/package/run.sh; as root, on a throwaway machine: it installs packages).
+# make test-ha: a pg_auto_failover formation on loopback, the shim under load while the
+# primary is killed (test/ha/run.sh; as root; about two minutes).
+.PHONY: deb test-deb test-ha
+deb:
+	bash debian/build-debs.sh
+
+test-deb:
+	bash test/package/run.sh
+
+test-ha: all
+	bash test/ha/run.sh

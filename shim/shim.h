@@ -12,8 +12,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define SHIM_NAME    "leadintake-shim"
-#define SHIM_VERSION "1.0"
+#define SHIM_NAME "leadintake-shim"
+/* The version is the extension's (leadintake.control); shim/Makefile passes it. */
+#ifndef SHIM_VERSION
+#define SHIM_VERSION "unknown"
+#endif
 
 /* Exit status of a bad configuration (contract section 7). */
 #define EXIT_CONFIG 2
