@@ -6,7 +6,7 @@ MODULE_big = leadintake
 OBJS = extension/leadintake.o extension/fields.o extension/payload.o extension/notifier.o \
        extension/phone.o extension/agents.o extension/lookup.o extension/store.o \
        extension/result.o extension/redact.o extension/spi.o \
-       extension/intake.o extension/log.o
+       extension/intake.o extension/log.o extension/phonelib.o
 DATA = $(wildcard extension/leadintake--*.sql)
 
 REGRESS = tables payload agents upsert results callers redact minimal invalid_keep
@@ -15,13 +15,19 @@ REGRESS_OPTS = --inputdir=. --outputdir=test/results
 PG_CONFIG ?= pg_config
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
             -Wno-sign-compare -Wno-missing-field-initializers
-SHLIB_LINK =
+# phonelib.cpp, the one C++ file (libphonenumber): PGXS compiles .cpp with $(CXX).
+PG_CXXFLAGS = -std=gnu++17 -Wall -Wextra -Werror -Wno-unused-parameter
+# Debian 12's libphonenumber-dev ships no .pc file: then -lphonenumber, and libstdc++
+# because the module is linked by $(CC).
+PHONENUMBER_LIBS := $(shell pkg-config --libs libphonenumber 2>/dev/null || echo -lphonenumber)
+SHLIB_LINK = $(PHONENUMBER_LIBS) -lstdc++
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track headers: every object depends on the shared one.
 $(OBJS): extension/leadintake.h
+extension/phone.o extension/phonelib.o: extension/phonelib.h
 
 all: shim
 .PHONY: shim shim-clean
@@ -65,6 +71,7 @@ $(shell mkdir -p build && { [ -f build/.gitignore ] || echo '*' >build/.gitignor
 $(OBJS): build/.mode
 ifdef SANITIZE
 override CFLAGS += $(SAN_UB)
+override CXXFLAGS += $(SAN_UB)
 SHLIB_LINK += -fsanitize=undefined
 all: sanitize-shim
 endif

@@ -179,6 +179,7 @@ typedef struct Payload
 	char *full_name;       /* derived: explicit, else built from the parts */
 	char *phone;           /* derived: phone, else phone_number */
 	char *phone_e164;      /* derived: the phone normalised for matching */
+	bool phone_valid;      /* derived: libphonenumber judges it valid (false without phone) */
 } Payload;
 
 extern void li_define_payload_guc(void);
@@ -192,6 +193,7 @@ extern char *li_redact_text(const char *s);
 /* phone.c */
 extern char *li_default_phone_code;
 extern void li_define_phone_guc(void);
+extern char *li_phone_parse(const char *phone, const char *phone_code, bool *valid);
 extern char *li_phone_e164(const char *phone, const char *phone_code);
 
 /* agents.c */

@@ -547,5 +547,5 @@ li_read_payload(Jsonb *jb, Payload *p)
 					   : li_build_full_name(p->values[F_FIRST_NAME], p->values[F_MIDDLE_INITIAL],
 											p->values[F_LAST_NAME]);
 	p->phone = p->values[F_PHONE] ? p->values[F_PHONE] : p->values[F_PHONE_NUMBER];
-	p->phone_e164 = li_phone_e164(p->phone, p->values[F_PHONE_CODE]);
+	p->phone_e164 = li_phone_parse(p->phone, p->values[F_PHONE_CODE], &p->phone_valid);
 }

@@ -1,8 +1,11 @@
 /*
- * phone.c: phone_e164, the phone number normalised for matching (contract section 3),
- * and the setting leadintake.default_phone_code it falls back on.
+ * phone.c: phone_e164 and phone_valid (contract section 3) through phonelib.cpp, the rule
+ * of before as the fallback, and the setting leadintake.default_phone_code.
  */
 #include "leadintake.h"
+#include "phonelib.h"
+
+#include <stdlib.h>
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -43,18 +46,24 @@ li_define_phone_guc(void)
 }
 
 /*
- * Separators are dropped, a leading 00 becomes +, "(0)" after an international prefix is
- * the trunk zero written out and goes, a national trunk 0 becomes the country code, and
- * bare national digits get + and the code. Returns NULL when there are no digits.
+ * libphonenumber's parse for the region of the calling code, formatted as E.164; for what it
+ * cannot parse, the rule of before: separators are dropped, a leading 00 becomes +, "(0)"
+ * after an international prefix is the trunk zero written out and goes, a national trunk 0
+ * becomes the country code, and bare national digits get + and the code. NULL when there is
+ * no digit, or only a prefix ("0", "00"): no number to match on, or all such would merge.
+ * *valid: libphonenumber judges it a valid number of its region (false for the fallback).
  */
 char *
-li_phone_e164(const char *phone, const char *phone_code)
+li_phone_parse(const char *phone, const char *phone_code, bool *valid)
 {
 	StringInfoData digits;
 	StringInfoData out;
 	bool plus = false;
 	const char *code;
+	char parsed[LI_PHONELIB_OUTSIZE];
+	int lib_valid;
 
+	*valid = false;
 	if (phone == NULL)
 		return NULL;
 	initStringInfo(&digits);
@@ -70,10 +79,27 @@ li_phone_e164(const char *phone, const char *phone_code)
 	}
 	if (digits.len == 0)
 		return NULL;
-
-	/* Only a prefix ("00", a trunk "0"): no number to match on, or all such would merge. */
-	if ((!plus && strcmp(digits.data, "00") == 0) || (!plus && strcmp(digits.data, "0") == 0))
+	if (!plus && (strcmp(digits.data, "00") == 0 || strcmp(digits.data, "0") == 0))
 		return NULL;
+
+	code = phone_code ? phone_code : li_default_phone_code;
+	if (code == NULL || !valid_code(code))
+		code = "44";
+	if (*code == '+')
+		code++;
+
+	switch (li_phonelib_parse(phone, atoi(code), parsed, sizeof(parsed), &lib_valid))
+	{
+		case LI_PHONELIB_OK:
+			pfree(digits.data);
+			*valid = lib_valid != 0;
+			return pstrdup(parsed);
+		case LI_PHONELIB_UNPARSED:
+			break;
+		case LI_PHONELIB_FAILED:
+			ereport(ERROR, (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+							errmsg("libphonenumber failed on a phone number: %s", parsed)));
+	}
 
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '+');
@@ -83,11 +109,6 @@ li_phone_e164(const char *phone, const char *phone_code)
 		appendStringInfoString(&out, digits.data + 2);
 	else
 	{
-		code = phone_code ? phone_code : li_default_phone_code;
-		if (code == NULL || !valid_code(code))
-			code = "44";
-		if (*code == '+')
-			code++;
 		appendStringInfoString(&out, code);
 		appendStringInfoString(&out, digits.data + (digits.data[0] == '0' ? 1 : 0));
 	}
@@ -95,28 +116,61 @@ li_phone_e164(const char *phone, const char *phone_code)
 	return out.data;
 }
 
+char *
+li_phone_e164(const char *phone, const char *phone_code)
+{
+	bool valid;
+
+	return li_phone_parse(phone, phone_code, &valid);
+}
+
+/* A phone_code argument of the SQL functions: NULL, or 1 to 4 digits. */
+static char *
+code_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char *code;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	code = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (!valid_code(code))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid phone_code \"%s\"", code),
+						errdetail("A country calling code is 1 to 4 digits, such as 44 or 1.")));
+	return code;
+}
+
 PG_FUNCTION_INFO_V1(leadintake_phone_e164);
 
-/* leadintake.phone_e164(phone, phone_code): the same normalisation, for SQL. */
+/* leadintake.phone_e164(phone, phone_code): the normalisation of the intake, for SQL. */
 Datum
 leadintake_phone_e164(PG_FUNCTION_ARGS)
 {
-	char *code = NULL;
+	char *code;
 	char *result;
+	bool valid;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	if (!PG_ARGISNULL(1))
-	{
-		code = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		if (!valid_code(code))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid phone_code \"%s\"", code),
-					 errdetail("A country calling code is 1 to 4 digits, such as 44 or 1.")));
-	}
-	result = li_phone_e164(text_to_cstring(PG_GETARG_TEXT_PP(0)), code);
+	code = code_arg(fcinfo, 1);
+	result = li_phone_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), code, &valid);
 	if (result == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+PG_FUNCTION_INFO_V1(leadintake_phone_valid);
+
+/* leadintake.phone_valid(phone, phone_code): the lead's phone_valid, for SQL; NULL without a phone. */
+Datum
+leadintake_phone_valid(PG_FUNCTION_ARGS)
+{
+	char *code;
+	bool valid;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	code = code_arg(fcinfo, 1);
+	(void) li_phone_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), code, &valid);
+	PG_RETURN_BOOL(valid);
 }

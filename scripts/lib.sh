@@ -39,7 +39,8 @@ LI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LI_PG_VERSION=15
 
 # Why each package:
-#   make gcc libc6-dev          the build
+#   make gcc libc6-dev          the build;  g++ libphonenumber-dev: extension/phonelib.cpp
+#                               (phone_e164 and phone_valid by Google's libphonenumber)
 #   postgresql-15               server, initdb/pg_ctl, psql, dblink (contrib ships in it)
 #   postgresql-server-dev-15    PGXS, server headers, pg_regress
 #   postgresql-15-pgtap         the pgTAP extension;  libtap-parser-sourcehandler-pgtap-perl: pg_prove
@@ -52,7 +53,7 @@ LI_PG_VERSION=15
 #   python3                     helpers of the end-to-end tests
 #   clang-14 libclang-rt-14-dev the libFuzzer harnesses (test/fuzz; -fsanitize=fuzzer,address)
 #   valgrind                    the memcheck run of the shim (test/e2e/sanitize.sh)
-LI_PACKAGES=(make gcc libc6-dev
+LI_PACKAGES=(make gcc libc6-dev g++ libphonenumber-dev
              postgresql-15 postgresql-server-dev-15
              postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron
              postgresql-15-pgaudit
