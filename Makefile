@@ -9,7 +9,7 @@ OBJS = extension/leadintake.o extension/fields.o extension/payload.o extension/n
        extension/intake.o extension/log.o extension/phonelib.o
 DATA = $(wildcard extension/leadintake--*.sql)
 
-REGRESS = tables payload agents upsert results callers redact minimal invalid_keep
+REGRESS = tables payload agents upsert results callers redact minimal invalid_keep phones phone_upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 
 PG_CONFIG ?= pg_config
