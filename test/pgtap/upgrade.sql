@@ -1,7 +1,7 @@
 -- test/pgtap/upgrade.sql: a database created at version 1.0 and updated with
--- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2 -> 1.3 -> 1.4) keeps its data, runs
--- the 1.1, 1.2 and 1.4 functions on it, and ends with exactly the objects of a fresh
--- `CREATE EXTENSION leadintake` (the default version, 1.4) (issues 4, 5 and 13).
+-- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2 -> 1.3 -> 1.4 -> 1.5) keeps its data,
+-- runs the 1.1, 1.2, 1.4 and 1.5 functions on it, and ends with exactly the objects of a fresh
+-- `CREATE EXTENSION leadintake` (the default version, 1.5) (issues 4, 5, 13 and 18).
 --
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink, and runs under pg_prove (psql, ON_ERROR_STOP). Each file
@@ -22,7 +22,7 @@
 -- described again: both must be identical, kind by kind.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(81);
+SELECT plan(86);
 
 CREATE FUNCTION pg_temp.describe() RETURNS TABLE (kind text, item text)
 LANGUAGE sql AS $$
@@ -204,12 +204,13 @@ INSERT INTO leadintake.inbox (payload) VALUES
     ('{"user":"agent1","lead_id":"UP-1","comments":"from the inbox"}'),
     ('{"user":"nobody","lead_id":"UP-Q3"}');
 
--- Everything of the data, to compare after the update.
+-- Everything of the data, to compare after the update (without the column 1.5 adds).
 CREATE FUNCTION pg_temp.data() RETURNS TABLE (t text, n bigint, sum text)
 LANGUAGE sql AS $$
     SELECT 'agents', count(*), md5(string_agg(x::text, '|' ORDER BY x.id)) FROM leadintake.agents x
     UNION ALL
-    SELECT 'leads', count(*), md5(string_agg(x::text, '|' ORDER BY x.id)) FROM leadintake.leads x
+    SELECT 'leads', count(*), md5(string_agg((to_jsonb(x) - 'phone_valid')::text, '|' ORDER BY x.id))
+      FROM leadintake.leads x
     UNION ALL
     SELECT 'intake_log', count(*), md5(string_agg(x::text, '|' ORDER BY x.id)) FROM leadintake.intake_log x
     UNION ALL
@@ -230,8 +231,8 @@ SELECT is(pg_relation_filenode('leadintake.intake_log'), :log_file_10::oid,
     '1.3 moved intake_log.source to a domain without rewriting the log');
 SELECT throws_ok($$INSERT INTO leadintake.intake_log (source, status) VALUES ('email', 201)$$,
     '23514', NULL, '... and the domain still refuses a source other than the four');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.4',
-    'the extension is now at 1.4');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.5',
+    'the extension is now at 1.5');
 SELECT is((SELECT mode IN ('batched', 'per call') AND waiting >= 0 FROM leadintake.notify_status()),
     true, 'the 1.2 function notify_status works on the updated database');
 SELECT results_eq('SELECT t, n, sum FROM pg_temp.data()', 'SELECT t, n, sum FROM data_10',
@@ -290,12 +291,33 @@ SELECT is((SELECT h.response -> 'lead' ->> 'date_of_birth'
                                          'dialer', '10.9.9.9') AS h),
     '1980-02-29', '... and the 1.0 three-argument entry still answers the whole lead');
 
--- ================================================================ the same objects as a fresh 1.4
+-- The 1.5 phones on the 1.0 leads: phone_valid is empty until the DBA's recompute (here
+-- its batch function: CALL recompute_phones() commits, which this transaction cannot).
+SELECT is((SELECT count(*) FROM leadintake.leads WHERE phone_valid IS NOT NULL AND dialer_lead_id IN ('UP-1', 'UP-3')),
+    0::bigint, '1.5: the 1.0 leads have no phone_valid before the recompute');
+SELECT format('%s %s t', count(*), count(*) FILTER (WHERE phone IS NOT NULL AND phone_valid IS NULL))
+       AS expect_recompute FROM leadintake.leads \gset
+SELECT is((SELECT format('%s %s %s', sum(scanned), sum(changed), max(last_id) = (SELECT max(id) FROM leadintake.leads))
+             FROM (SELECT 1 AS n, * FROM leadintake.recompute_phones_batch(0, 3)
+                   UNION ALL SELECT 2, * FROM leadintake.recompute_phones_batch(3, 1000)) AS b),
+    :'expect_recompute',
+    '1.5: recompute_phones_batch, in two batches, reads every lead and writes those with a phone');
+SELECT is_empty($$SELECT id FROM leadintake.leads
+                  WHERE phone_e164 IS DISTINCT FROM leadintake.phone_e164(phone, phone_code)
+                     OR phone_valid IS DISTINCT FROM leadintake.phone_valid(phone, phone_code)$$,
+    '1.5: every lead now has the phone_e164 and phone_valid an intake computes');
+SELECT is((SELECT phone_valid::text || ' ' || phone_e164 FROM leadintake.leads WHERE dialer_lead_id = 'UP-1'),
+    'false +447700900401', '... the 1.0 lead UP-1 (07700 900401, a drama number): not valid, same number');
+SELECT is((SELECT b ->> 'created' || ' ' || (b -> 'lead' ->> 'dialer_lead_id')
+             FROM leadintake_from_dialer('{"user":"agent2","phone_number":"+44 (0)7700 900401"}') AS b),
+    'false UP-1', '1.5: a call with the phone of a 1.0 lead finds it');
+
+-- ================================================================ the same objects as a fresh 1.5
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.describe();
 DROP EXTENSION leadintake CASCADE;
 CREATE EXTENSION leadintake;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.4',
-    'a fresh CREATE EXTENSION leadintake installs 1.4');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.5',
+    'a fresh CREATE EXTENSION leadintake installs 1.5');
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.describe();
 
 CREATE TEMP TABLE kinds (kind text PRIMARY KEY);
@@ -304,15 +326,15 @@ INSERT INTO kinds VALUES ('member'), ('extension'), ('relation'), ('column'), ('
     ('schema'), ('schema acl'), ('init privs'), ('trigger'), ('comment'), ('type'), ('role');
 
 SELECT ok((SELECT count(*) FROM fresh f WHERE f.kind = k.kind) > 0,
-          'the description of a fresh 1.4 has ' || k.kind || ' rows')
+          'the description of a fresh 1.5 has ' || k.kind || ' rows')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM upgraded WHERE kind = %L
                          EXCEPT ALL SELECT item FROM fresh WHERE kind = %L$$, k.kind, k.kind),
-                'updated from 1.0: no ' || k.kind || ' that a fresh 1.4 lacks')
+                'updated from 1.0: no ' || k.kind || ' that a fresh 1.5 lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM fresh WHERE kind = %L
                          EXCEPT ALL SELECT item FROM upgraded WHERE kind = %L$$, k.kind, k.kind),
-                'fresh 1.4: no ' || k.kind || ' that the updated database lacks')
+                'fresh 1.5: no ' || k.kind || ' that the updated database lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty($$SELECT kind FROM (SELECT kind FROM upgraded UNION SELECT kind FROM fresh) AS u
                    WHERE kind NOT IN (SELECT kind FROM kinds)
