@@ -573,6 +573,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FAIL("phone_e164 set without a phone");
 	if (p.phone != NULL && p.phone_e164 == NULL && li_phone_e164(p.phone, p.values[F_PHONE_CODE]))
 		FAIL("phone_e164 missing for a phone that has one");
+	if (p.phone_valid && p.phone_e164 == NULL)
+		FAIL("phone_valid without a phone_e164");
 	if (p.phone_e164 && (p.phone_e164[0] != '+' || p.phone_e164[1] == '\0' ||
 						 strspn(p.phone_e164 + 1, "0123456789") != strlen(p.phone_e164 + 1)))
 		FAIL("phone_e164 \"%s\" is not + and digits", p.phone_e164);

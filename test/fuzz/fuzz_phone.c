@@ -1,11 +1,14 @@
 /*
- * fuzz_phone.c: li_phone_e164 (extension/phone.c), the phone normalisation for matching,
- * which leadintake.phone_e164(text, text) also exposes to any SQL caller.
+ * fuzz_phone.c: li_phone_parse (extension/phone.c, through phonelib.cpp into libphonenumber,
+ * else the fallback rule), the phone normalisation for matching and its validity, which
+ * leadintake.phone_e164(text, text) and phone_valid(text, text) expose to any SQL caller.
  *
  * Input: the phone_code, a newline, the phone (no newline: no phone_code, the setting's 44).
- * Checked besides the sanitizers: NULL exactly when the phone has no digit; otherwise "+"
- * and digits only, every digit of the phone kept in order (a dropped "00" prefix, trunk 0
- * or written "(0)" excepted), and normalising the result again gives the result.
+ * Checked besides the sanitizers: NULL exactly when the phone has no digit (or only a
+ * prefix); otherwise "+" and digits only, no more digits than the phone's (letters and
+ * non-ASCII bytes count: libphonenumber reads letters as a keypad does, and Unicode digits)
+ * and a country code; valid only with a phone_e164; for a number libphonenumber judges
+ * valid, normalising the result again gives the result, valid again.
  */
 #include "leadintake.h"
 #include "pgfake.h"
@@ -50,7 +53,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *code = NULL;
 	const char *phone = buf;
 	char *e164;
+	bool valid;
 	size_t ndigits = 0;
+	size_t nother = 0; /* libphonenumber reads them too: letters, non-ASCII bytes, "(0)" */
 
 	memcpy(buf, data, size);
 	buf[size] = '\0';
@@ -79,10 +84,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else if (*s == '+' && ndigits == 0)
 				plus = true;
 			else if (s[0] == '(' && s[1] == '0' && s[2] == ')' && (plus || (ndigits >= 2 && zz)))
+			{
 				s += 2;
+				nother++;
+			}
+			else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s & 0x80))
+				nother++;
 	}
 
-	e164 = li_phone_e164(phone, code);
+	e164 = li_phone_parse(phone, code, &valid);
+	if (valid && e164 == NULL)
+		FAIL("\"%s\": valid without a phone_e164", phone);
 	/* no digits, or only a prefix ("0", "00" without +): no number to match on */
 	if ((e164 == NULL) != (ndigits == 0 || (!plus && ndigits <= 2 && zz)))
 		FAIL("\"%s\" has %zu digits but phone_e164 is %s", phone, ndigits, e164 ? e164 : "NULL");
@@ -111,12 +123,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					 phone, e164);
 		}
 		/* at most the country code (4 digits) more than the phone's digits */
-		if (len - 1 > ndigits + 4)
+		if (len - 1 > ndigits + nother + 4)
 			FAIL("phone_e164(\"%s\") = \"%s\": digits from nowhere", phone, e164);
-		again = len > 1 ? li_phone_e164(e164, code) : e164; /* "+": the known finding */
-		if (again == NULL || strcmp(again, e164) != 0)
-			FAIL("phone_e164 is not stable: \"%s\" -> \"%s\" -> \"%s\"", phone, e164,
-				 again ? again : "NULL");
+		/*
+		 * Stable for a valid number only: libphonenumber is not for one it judges invalid
+		 * ("00 97700 9090044 7700 0013" -> "+9770909004477000013" -> "+977909004477000013":
+		 * a trunk 0 kept after 00, dropped after +), nor is the fallback's output of text it
+		 * cannot parse ("+44 (0)", bytes not UTF-8, "00 900123": "+4400900123", then read as
+		 * "+440900123").
+		 */
+		if (valid)
+		{
+			bool valid_again;
+
+			again = li_phone_parse(e164, code, &valid_again);
+			if (again == NULL || strcmp(again, e164) != 0)
+				FAIL("phone_e164 is not stable: \"%s\" -> \"%s\" -> \"%s\"", phone, e164,
+					 again ? again : "NULL");
+			if (valid_again != valid)
+				FAIL("phone_valid of \"%s\" is %d, of its phone_e164 \"%s\" %d", phone, valid, e164,
+					 valid_again);
+		}
 	}
 	/* the default code when none is sent, and a code with its + */
 	if (code == NULL && e164)
