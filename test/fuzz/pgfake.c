@@ -753,6 +753,7 @@ DirectFunctionCall1Coll(PGFunction func, Oid collation, Datum arg1)
 /* ---------------------------------------------------------------- link-only: abort */
 
 char *GUC_check_errdetail_string;
+bool process_shared_preload_libraries_in_progress = false;
 
 #define UNREACHABLE(name) pgfake_die(name " is not faked: the harness reached it")
 
