@@ -137,6 +137,7 @@ static const LeadColumn own_columns[LC_NOWN] = {
 	[LC_ID] = {"id", "id", LS_ID, FK_INT, -1},
 	[LC_STATUS] = {"status", "status", LS_VALUE, FK_TEXT, -1},
 	[LC_PHONE_E164] = {"phone_e164", "phone_e164", LS_VALUE, FK_TEXT, -1},
+	[LC_PHONE_VALID] = {"phone_valid", "phone_valid", LS_BOOL, FK_TEXT, -1},
 	[LC_EXTRA] = {"extra", "extra", LS_EXTRA, FK_TEXT, -1},
 	[LC_CREATED_AT] = {"created_at", "created_at", LS_UTC, FK_TEXT, -1},
 	[LC_UPDATED_AT] = {"updated_at", "updated_at", LS_UTC, FK_TEXT, -1},

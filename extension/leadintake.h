@@ -110,6 +110,7 @@ typedef enum LeadOwnColumn
 	LC_ID, /* the CRM's lead id */
 	LC_STATUS,
 	LC_PHONE_E164,
+	LC_PHONE_VALID,
 	LC_EXTRA,
 	LC_CREATED_AT,
 	LC_UPDATED_AT,
@@ -124,6 +125,7 @@ typedef enum LeadShow
 	LS_VALUE, /* by the column's kind: a string, or null */
 	LS_EXTRA, /* the jsonb object itself */
 	LS_UTC,   /* a timestamptz as ISO 8601 in UTC */
+	LS_BOOL,  /* a JSON boolean, or null */
 	LS_AGENT  /* the agent's id, shown as assigned_agent_username and assigned_agent_name */
 } LeadShow;
 

@@ -182,6 +182,7 @@ typedef enum LeadKeyKind
 	LK_COLUMN,
 	LK_EXTRA,
 	LK_UTC,
+	LK_BOOL,
 	LK_AGENT_USERNAME,
 	LK_AGENT_NAME
 } LeadKeyKind;
@@ -226,8 +227,11 @@ prepare_lead_keys(void)
 {
 	int ncols;
 	const LeadColumn *cols = li_lead_columns(&ncols);
-	static const LeadKeyKind shown_as[] = {
-		[LS_ID] = LK_ID, [LS_VALUE] = LK_COLUMN, [LS_EXTRA] = LK_EXTRA, [LS_UTC] = LK_UTC};
+	static const LeadKeyKind shown_as[] = {[LS_ID] = LK_ID,
+										   [LS_VALUE] = LK_COLUMN,
+										   [LS_EXTRA] = LK_EXTRA,
+										   [LS_UTC] = LK_UTC,
+										   [LS_BOOL] = LK_BOOL};
 
 	lead_keys = MemoryContextAlloc(TopMemoryContext, (ncols + 1) * sizeof(LeadKey));
 	for (int col = 0; col < ncols; col++)
@@ -375,6 +379,15 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload
 				break;
 			case LK_UTC:
 				set_utc(v, lead->values[k->col], lead->nulls[k->col]);
+				break;
+			case LK_BOOL:
+				if (lead->nulls[k->col])
+					v->type = jbvNull;
+				else
+				{
+					v->type = jbvBool;
+					v->val.boolean = DatumGetBool(lead->values[k->col]);
+				}
 				break;
 			case LK_AGENT_USERNAME:
 				set_cstring(v, agent->username);

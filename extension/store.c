@@ -6,9 +6,12 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type_d.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
 /*
@@ -24,6 +27,7 @@ enum
 	P_PHONE_E164,
 	P_EXTRA,
 	P_DIALER_LEAD_ID,
+	P_PHONE_VALID,
 	P_FIRST_FIELD
 };
 
@@ -41,6 +45,15 @@ StaticAssertDecl(MAX_PARAMS <= 64, "a shape is a 64-bit set of parameters");
 
 static SPIPlanPtr claim_plan, lock_claim_plan, insert_plan;
 static int nparams;
+
+/*
+ * leads.phone_valid (1.5): a module installed before ALTER EXTENSION UPDATE writes leads
+ * without it (the response shows null), and the statements are made again once the update
+ * has added it.
+ */
+static bool has_phone_valid;
+static bool leads_changed;
+static Oid leads_relid = InvalidOid;
 static Oid param_types[MAX_PARAMS + 1];
 static FieldId param_field[MAX_PARAMS];
 
@@ -73,7 +86,8 @@ static const char *const derived_columns[P_FIRST_FIELD] = {[P_AGENT_ID] = "assig
 														   [P_PHONE] = "phone",
 														   [P_PHONE_E164] = "phone_e164",
 														   [P_EXTRA] = "extra",
-														   [P_DIALER_LEAD_ID] = "dialer_lead_id"};
+														   [P_DIALER_LEAD_ID] = "dialer_lead_id",
+														   [P_PHONE_VALID] = "phone_valid"};
 
 /*
  * The writes return the whole row (RETURNING l): one composite value costs the executor
@@ -108,6 +122,8 @@ update_sql(uint64 shape)
 		appendStringInfoString(&upd, ", extra = l.extra OPERATOR(pg_catalog.||) $5");
 	if (shape & SHAPE_BIT(P_DIALER_LEAD_ID))
 		appendStringInfoString(&upd, ", dialer_lead_id = coalesce(l.dialer_lead_id, $6)");
+	if ((shape & SHAPE_BIT(P_PHONE_VALID)) && has_phone_valid)
+		appendStringInfoString(&upd, ", phone_valid = $7");
 	for (int i = P_FIRST_FIELD; i < nparams; i++)
 		if (shape & SHAPE_BIT(i))
 			appendStringInfo(&upd, ", %s = $%d%s",
@@ -126,15 +142,16 @@ update_sql(uint64 shape)
  * shapes it used last; another shape replaces the least recently used, so a client varying
  * its fields costs a prepare per call, never memory.
  */
+static struct
+{
+	uint64 shape;
+	uint64 used; /* when it was last used: a count of updates */
+	SPIPlanPtr plan;
+} shapes[UPDATE_SHAPES];
+
 static SPIPlanPtr
 update_plan_for(const char *nulls)
 {
-	static struct
-	{
-		uint64 shape;
-		uint64 used; /* when it was last used: a count of updates */
-		SPIPlanPtr plan;
-	} shapes[UPDATE_SHAPES];
 	static uint64 updates = 0;
 	uint64 shape = 0;
 	int oldest = 0;
@@ -163,18 +180,67 @@ update_plan_for(const char *nulls)
 }
 
 static void
+forget_leads(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == leads_relid)
+	{
+		leads_changed = true;
+		leads_relid = InvalidOid; /* dropped and made again, it has another oid */
+	}
+}
+
+/* Whether leads has phone_valid (and, once, where leads is). */
+static bool
+leads_has_phone_valid(void)
+{
+	if (!OidIsValid(leads_relid))
+	{
+		Oid nsp = get_namespace_oid("leadintake", true);
+
+		leads_relid = OidIsValid(nsp) ? get_relname_relid("leads", nsp) : InvalidOid;
+	}
+	return OidIsValid(leads_relid) && get_attnum(leads_relid, "phone_valid") != InvalidAttrNumber;
+}
+
+/* The insert and the update statements, to be made again (claims do not change). */
+static void
+forget_lead_plans(void)
+{
+	SPI_freeplan(insert_plan);
+	insert_plan = NULL;
+	for (int i = 0; i < UPDATE_SHAPES; i++)
+	{
+		if (shapes[i].plan)
+			SPI_freeplan(shapes[i].plan);
+		shapes[i].plan = NULL;
+		shapes[i].used = 0;
+	}
+}
+
+static void
 prepare_plans(void)
 {
 	Oid two_text[2] = {TEXTOID, TEXTOID};
 	StringInfoData ins;
+	static bool callback = false;
+
+	if (!callback)
+	{
+		CacheRegisterRelcacheCallback(forget_leads, (Datum) 0);
+		callback = true;
+	}
+	leads_changed = false;
+	has_phone_valid = leads_has_phone_valid();
 
 	/* A claim that is new needs no more; one that exists is locked, then the lead re-read. */
-	claim_plan = li_keep_plan("INSERT INTO leadintake.phone_claims (phone_e164) VALUES ($1)"
-							  " ON CONFLICT (phone_e164) DO NOTHING",
-							  1, two_text);
-	lock_claim_plan = li_keep_plan("SELECT 1 FROM leadintake.phone_claims"
-								   " WHERE phone_e164 OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-								   1, two_text);
+	if (claim_plan == NULL)
+		claim_plan = li_keep_plan("INSERT INTO leadintake.phone_claims (phone_e164) VALUES ($1)"
+								  " ON CONFLICT (phone_e164) DO NOTHING",
+								  1, two_text);
+	if (lock_claim_plan == NULL)
+		lock_claim_plan = li_keep_plan("SELECT 1 FROM leadintake.phone_claims"
+									   " WHERE phone_e164 OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+									   1, two_text);
 
 	param_types[P_AGENT_ID] = INT8OID;
 	param_types[P_FULL_NAME] = TEXTOID;
@@ -182,12 +248,14 @@ prepare_plans(void)
 	param_types[P_PHONE_E164] = TEXTOID;
 	param_types[P_EXTRA] = JSONBOID;
 	param_types[P_DIALER_LEAD_ID] = TEXTOID;
+	param_types[P_PHONE_VALID] = BOOLOID;
 	nparams = P_FIRST_FIELD;
 
 	initStringInfo(&ins);
 	appendStringInfoString(&ins, "INSERT INTO leadintake.leads AS l (");
 	for (int i = 0; i < P_FIRST_FIELD; i++)
-		appendStringInfo(&ins, "%s%s", i ? ", " : "", derived_columns[i]);
+		if (i != P_PHONE_VALID || has_phone_valid)
+			appendStringInfo(&ins, "%s%s", i ? ", " : "", derived_columns[i]);
 	for (int f = 0; f < LI_NFIELDS; f++)
 	{
 		if (!stored_directly(f))
@@ -197,8 +265,8 @@ prepare_plans(void)
 		nparams++;
 		appendStringInfo(&ins, ", %s", quote_identifier(li_fields[f].column));
 	}
-	appendStringInfoString(&ins, ") VALUES ($1, $2, $3, $4,"
-								 " coalesce($5, '{}'::pg_catalog.jsonb), $6");
+	appendStringInfo(&ins, ") VALUES ($1, $2, $3, $4, coalesce($5, '{}'::pg_catalog.jsonb), $6%s",
+					 has_phone_valid ? ", $7" : "");
 	for (int i = P_FIRST_FIELD; i < nparams; i++)
 		appendStringInfo(&ins, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
 	appendStringInfoString(&ins, ") ON CONFLICT (dialer_lead_id) DO NOTHING");
@@ -247,7 +315,13 @@ lead_row(Datum written, LeadRow *lead)
 	{
 		for (int i = 0; i < ncols; i++)
 			if ((attnum[i] = SPI_fnumber(desc, cols[i].column)) <= 0)
-				elog(ERROR, "column \"%s\" of leadintake.leads is missing", cols[i].column);
+			{
+				/* before ALTER EXTENSION UPDATE to 1.5: shown as null */
+				if (i == LC_PHONE_VALID)
+					attnum[i] = InvalidAttrNumber;
+				else
+					elog(ERROR, "column \"%s\" of leadintake.leads is missing", cols[i].column);
+			}
 		mapped_version = version;
 	}
 	ItemPointerSetInvalid(&tuple.t_self);
@@ -256,8 +330,8 @@ lead_row(Datum written, LeadRow *lead)
 	lead->nulls = palloc(ncols * sizeof(bool));
 	for (int i = 0; i < ncols; i++)
 	{
-		lead->values[i] = all[attnum[i] - 1];
-		lead->nulls[i] = allnull[attnum[i] - 1];
+		lead->values[i] = attnum[i] ? all[attnum[i] - 1] : (Datum) 0;
+		lead->nulls[i] = attnum[i] ? allnull[attnum[i] - 1] : true;
 	}
 	ReleaseTupleDesc(desc);
 }
@@ -296,7 +370,9 @@ update_locked(Upsert *u, FoundLead *found)
 {
 	Payload *p = u->p;
 	char *full_name = p->values[F_FULL_NAME];
+	char *phone = p->phone ? p->phone : found->column[FL_PHONE];
 	char *e164 = NULL;
+	bool valid = false;
 
 	u->values[P_CRM_LEAD_ID] = Int64GetDatum(found->crm_lead_id);
 	u->nulls[P_CRM_LEAD_ID] = ' ';
@@ -309,12 +385,14 @@ update_locked(Upsert *u, FoundLead *found)
 										: found->column[FL_MIDDLE_INITIAL],
 			p->values[F_LAST_NAME] ? p->values[F_LAST_NAME] : found->column[FL_LAST_NAME]);
 	if (p->phone || p->values[F_PHONE_CODE])
-		e164 = li_phone_e164(p->phone ? p->phone : found->column[FL_PHONE],
-							 p->values[F_PHONE_CODE] ? p->values[F_PHONE_CODE]
-													 : found->column[FL_PHONE_CODE]);
-	/* NULL keeps the stored value */
+		e164 = li_phone_parse(
+			phone, p->values[F_PHONE_CODE] ? p->values[F_PHONE_CODE] : found->column[FL_PHONE_CODE],
+			&valid);
+	/* NULL keeps the stored value; phone_valid is set with the phone it judges */
 	u->values[P_FULL_NAME] = li_text_or_null(full_name, &u->nulls[P_FULL_NAME]);
 	u->values[P_PHONE_E164] = li_text_or_null(e164, &u->nulls[P_PHONE_E164]);
+	u->values[P_PHONE_VALID] = BoolGetDatum(valid);
+	u->nulls[P_PHONE_VALID] = (p->phone || p->values[F_PHONE_CODE]) && phone ? ' ' : 'n';
 	if (!write_lead(update_plan_for(u->nulls), u->values, u->nulls, u->lead))
 		elog(ERROR, "locked lead disappeared");
 }
@@ -365,6 +443,8 @@ insert_lead(Upsert *u, Agent *agent)
 	u->nulls[P_AGENT_ID] = ' ';
 	u->values[P_FULL_NAME] = li_text_or_null(u->p->full_name, &u->nulls[P_FULL_NAME]);
 	u->values[P_PHONE_E164] = li_text_or_null(u->p->phone_e164, &u->nulls[P_PHONE_E164]);
+	u->values[P_PHONE_VALID] = BoolGetDatum(u->p->phone_valid);
+	u->nulls[P_PHONE_VALID] = u->p->phone ? ' ' : 'n';
 	return write_lead(insert_plan, u->values, u->nulls, u->lead);
 }
 
@@ -413,6 +493,9 @@ li_store_lead(Payload *p, Agent *agent, LeadRow *lead)
 {
 	Upsert u = {.p = p, .lead = lead};
 
+	if (insert_plan && leads_changed && leads_has_phone_valid() != has_phone_valid)
+		forget_lead_plans();
+	leads_changed = false;
 	if (insert_plan == NULL)
 		prepare_plans();
 	u.values[P_PHONE] = li_text_or_null(p->phone, &u.nulls[P_PHONE]);

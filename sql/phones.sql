@@ -64,7 +64,7 @@ SELECT leadintake.phone_valid('07700 900123', '12345');
 
 -- Through the intake: the issue's three people, each written two ways, are one lead each.
 SELECT b->'created' AS created, b->'lead'->>'dialer_lead_id' AS lead_id,
-       b->'lead'->>'phone' AS phone, b->'lead'->>'phone_e164' AS e164
+       b->'lead'->>'phone' AS phone, b->'lead'->>'phone_e164' AS e164, b->'lead'->'phone_valid' AS valid
   FROM (VALUES (1, '{"user": "agent1", "lead_id": "IT-1", "phone_number": "06 1234 5678", "phone_code": "39"}'::jsonb),
                (2, '{"user": "agent1", "phone_number": "+39 06 1234 5678"}'),
                (3, '{"user": "agent1", "lead_id": "US-1", "phone_number": "1 (555) 123-4567", "phone_code": "1"}'),
@@ -74,7 +74,26 @@ SELECT b->'created' AS created, b->'lead'->>'dialer_lead_id' AS lead_id,
        LATERAL leadintake_from_dialer(v.p) AS b
  ORDER BY v.n;
 SELECT count(*) AS leads, count(DISTINCT phone_e164) AS numbers FROM leadintake.leads;
--- phone_e164 follows the merged phone and phone_code on update.
+-- The column holds what the response shows.
+SELECT dialer_lead_id, phone_e164, phone_valid FROM leadintake.leads ORDER BY id;
+-- phone_e164 and phone_valid follow the merged phone and phone_code on update; a call
+-- without either leaves them.
 SELECT b->'lead'->>'phone' AS phone, b->'lead'->>'phone_code' AS phone_code,
-       b->'lead'->>'phone_e164' AS e164
-  FROM leadintake_from_dialer('{"user": "agent1", "lead_id": "US-1", "phone_code": "44"}'::jsonb) b;
+       b->'lead'->>'phone_e164' AS e164, b->'lead'->'phone_valid' AS valid
+  FROM (VALUES (1, '{"user": "agent1", "lead_id": "US-1", "phone_code": "44"}'::jsonb),
+               (2, '{"user": "agent1", "lead_id": "US-1", "phone": "(201) 555-0123", "phone_code": "1"}'),
+               (3, '{"user": "agent1", "lead_id": "US-1", "city": "Newark"}')) AS v (n, p),
+       LATERAL leadintake_from_dialer(v.p) AS b
+ ORDER BY v.n;
+-- A lead without a phone: phone_valid null, in the column and in the response; a phone
+-- with no number in it: not valid.
+SELECT b->'lead'->'phone_valid' AS valid, b->'lead'->'phone_e164' AS e164
+  FROM (VALUES (1, '{"user": "agent1", "lead_id": "NO-PHONE"}'::jsonb),
+               (2, '{"user": "agent1", "lead_id": "ZERO", "phone": "0"}')) AS v (n, p),
+       LATERAL leadintake_from_dialer(v.p) AS b
+ ORDER BY v.n;
+SELECT dialer_lead_id, phone_valid FROM leadintake.leads WHERE dialer_lead_id IN ('NO-PHONE', 'ZERO') ORDER BY 1;
+-- The minimal body (a key from the URL) shows neither: both may come from a stored phone_code.
+SELECT h.response->'lead' ? 'phone_valid' AS shows_valid, h.response->'lead' ? 'phone_e164' AS shows_e164
+  FROM leadintake.http_intake(convert_to('{"user": "agent1", "lead_id": "IT-1", "phone": "06 1234 5678"}', 'UTF8'),
+                              'web', NULL, true) AS h;

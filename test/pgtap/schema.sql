@@ -7,7 +7,7 @@
 --   pg_prove -d DB test/pgtap/schema.sql      (DB with CREATE EXTENSION pgtap, dblink)
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(138);
+SELECT plan(140);
 
 -- Created with the default search_path, as a DBA would.
 DROP EXTENSION IF EXISTS leadintake CASCADE;
@@ -26,7 +26,7 @@ SELECT col_type_is('leadintake', 'agents', 'display_name', 'text', 'agents.displ
 SELECT col_type_is('leadintake', 'agents', 'dialer_user_id', 'text', 'agents.dialer_user_id is text');
 SELECT col_type_is('leadintake', 'agents', 'active', 'boolean', 'agents.active is boolean');
 SELECT col_type_is('leadintake', 'agents', 'created_at', 'timestamp with time zone', 'agents.created_at is timestamp with time zone');
-SELECT columns_are('leadintake', 'leads', ARRAY['id', 'full_name', 'phone', 'phone_e164', 'email', 'status', 'assigned_agent_id', 'notes', 'comments', 'dialer_lead_id', 'vendor_id', 'list_id', 'gmt_offset_now', 'phone_code', 'phone_number', 'title', 'first_name', 'middle_initial', 'last_name', 'address1', 'address2', 'address3', 'city', 'state', 'province', 'postal_code', 'country_code', 'gender', 'date_of_birth', 'alt_phone', 'security_phrase', 'campaign', 'phone_login', 'fronter', 'closer', 'dialer_group', 'channel_group', 'sql_date', 'epoch', 'uniqueid', 'customer_zap_channel', 'server_ip', 'sip_exten', 'session_id', 'dialed_number', 'dialed_label', 'rank', 'owner', 'camp_script', 'in_script', 'script_width', 'script_height', 'recording_file', 'extra', 'created_at', 'updated_at']);
+SELECT columns_are('leadintake', 'leads', ARRAY['id', 'full_name', 'phone', 'phone_e164', 'email', 'status', 'assigned_agent_id', 'notes', 'comments', 'dialer_lead_id', 'vendor_id', 'list_id', 'gmt_offset_now', 'phone_code', 'phone_number', 'title', 'first_name', 'middle_initial', 'last_name', 'address1', 'address2', 'address3', 'city', 'state', 'province', 'postal_code', 'country_code', 'gender', 'date_of_birth', 'alt_phone', 'security_phrase', 'campaign', 'phone_login', 'fronter', 'closer', 'dialer_group', 'channel_group', 'sql_date', 'epoch', 'uniqueid', 'customer_zap_channel', 'server_ip', 'sip_exten', 'session_id', 'dialed_number', 'dialed_label', 'rank', 'owner', 'camp_script', 'in_script', 'script_width', 'script_height', 'recording_file', 'extra', 'created_at', 'updated_at', 'phone_valid']);
 SELECT col_type_is('leadintake', 'leads', 'id', 'bigint', 'leads.id is bigint');
 SELECT col_type_is('leadintake', 'leads', 'full_name', 'text', 'leads.full_name is text');
 SELECT col_type_is('leadintake', 'leads', 'phone', 'text', 'leads.phone is text');
@@ -83,6 +83,7 @@ SELECT col_type_is('leadintake', 'leads', 'recording_file', 'text', 'leads.recor
 SELECT col_type_is('leadintake', 'leads', 'extra', 'jsonb', 'leads.extra is jsonb');
 SELECT col_type_is('leadintake', 'leads', 'created_at', 'timestamp with time zone', 'leads.created_at is timestamp with time zone');
 SELECT col_type_is('leadintake', 'leads', 'updated_at', 'timestamp with time zone', 'leads.updated_at is timestamp with time zone');
+SELECT col_type_is('leadintake', 'leads', 'phone_valid', 'boolean', 'leads.phone_valid is boolean (1.5)');
 SELECT columns_are('leadintake', 'intake_log', ARRAY['id', 'received_at', 'source', 'key_name', 'client_addr', 'status', 'error', 'lead_id', 'created', 'duration_ms', 'payload', 'raw_body']);
 SELECT col_type_is('leadintake', 'intake_log', 'id', 'bigint', 'intake_log.id is bigint');
 SELECT col_type_is('leadintake', 'intake_log', 'received_at', 'timestamp with time zone', 'intake_log.received_at is timestamp with time zone');
@@ -147,6 +148,7 @@ SELECT is(
     'http_intake returns (status, response, dashboard_query)');
 SELECT has_function('leadintake', 'fields', 'leadintake.fields() exists');
 SELECT has_function('leadintake', 'phone_e164', ARRAY['text', 'text']);
+SELECT has_function('leadintake', 'phone_valid', ARRAY['text', 'text']);
 SELECT has_function('leadintake', 'process_inbox',
     'leadintake.process_inbox(batch_size) exists (contract section 1)');
 SELECT has_trigger('leadintake', 'inbox', 'inbox_redact', 'inbox has the trigger inbox_redact');
