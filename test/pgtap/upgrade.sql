@@ -309,12 +309,12 @@ SELECT is_empty($$SELECT id FROM leadintake.leads
 SELECT is((SELECT phone_valid::text || ' ' || phone_e164 FROM leadintake.leads WHERE dialer_lead_id = 'UP-1'),
     'false +447700900401', '... the 1.0 lead UP-1 (07700 900401, a drama number): not valid, same number');
 SELECT is((SELECT b ->> 'created' || ' ' || (b -> 'lead' ->> 'dialer_lead_id')
-             FROM leadintake_from_dialer('{"user":"agent2","phone_number":"+44 (0)7700 900401"}') AS b),
+             FROM leadintake_from_dialer('{"user":"agent2","phone_number":"+44 (0)7700 900401"}'::jsonb) AS b),
     'false UP-1', '1.5: a call with the phone of a 1.0 lead finds it');
 SELECT is((SELECT (made_at_10.r -> 'lead' -> 'phone_valid')::text FROM made_at_10 LIMIT 1), 'null',
     'the 1.5 module on the 1.0 schema wrote leads without phone_valid (the response shows null)');
 CREATE TEMP TABLE new_at_15 AS
-SELECT leadintake_from_dialer('{"user":"agent2","lead_id":"UP-NEW15","phone_number":"07911 123456"}') AS b;
+SELECT leadintake_from_dialer('{"user":"agent2","lead_id":"UP-NEW15","phone_number":"07911 123456"}'::jsonb) AS b;
 SELECT is((SELECT format('%s %s', b -> 'lead' -> 'phone_valid', l.phone_valid)
              FROM new_at_15 JOIN leadintake.leads l ON l.dialer_lead_id = 'UP-NEW15'),
     'true t', '... and once updated, the same session writes it and shows it (its statements made again)');
