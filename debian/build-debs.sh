@@ -13,7 +13,7 @@ out=${LEADINTAKE_DEB_OUT:-$here/dist}
 
 # The build dependencies of debian/control, and the tools.
 li_ensure_packages build-essential make gcc libc6-dev dpkg-dev debhelper postgresql-server-dev-all \
-    libmicrohttpd-dev libpq-dev pkg-config lintian git
+    libmicrohttpd-dev libphonenumber-dev libpq-dev pkg-config lintian git
 
 stage=$here/build/deb
 rm -rf "$stage"
