@@ -20,6 +20,8 @@
 #        fuzz         test/fuzz/run.sh: each libFuzzer harness for FUZZ_SECONDS (15) seconds,
 #                     one per CPU at a time, one TAP assertion per harness (known open
 #                     findings as TODO);
+#        HA           test/ha/run.sh (`make test-ha`): a pg_auto_failover formation of its
+#                     own, the shim under load while the primary dies (about two minutes);
 #   5. counts, removes the cluster, and ends with exactly one line `N passed, N failed`.
 #
 # Counting
@@ -331,5 +333,14 @@ if [ -f test/fuzz/run.sh ]; then
 else
     fail_because "test/fuzz/run.sh is missing"
 fi
+
+# ---------------------------------------------------------------- high availability
+# test/ha/run.sh (`make test-ha`): a pg_auto_failover formation of its own on loopback ports
+# 55420-55423, the shim under load while the primary dies (README, "High availability").
+# About two minutes; it waits for pg_cron's next minute once.
+section "high availability (test/ha/run.sh)"
+TIMEOUT=${LEADINTAKE_HA_TIMEOUT:-600} run_limited bash test/ha/run.sh
+cat "$OUT"
+tap_count "$OUT" "$RC" "test/ha/run.sh"
 
 finish

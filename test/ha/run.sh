@@ -9,6 +9,9 @@
 # window the clients saw. Kills everything it started, also on failure; the logs are kept in
 # test/results/ha/. About two minutes. TAP lines, then "N passed, N failed".
 set -uo pipefail
+# pg_autoctl reads libpq's environment: a PGHOST left by the caller (scripts/test.sh points it
+# at its own cluster) would send the formation's nodes to the wrong server.
+unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGSERVICE PGOPTIONS
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/scripts/lib.sh"
 . "$here/test/ha/formation.sh"
