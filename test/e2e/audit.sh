@@ -38,7 +38,7 @@ GRANT INSERT, UPDATE ON leadintake.leads TO auditor;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 SQL
 
-echo "1..23"
+echo "1..24"
 
 # audited SQL...: runs the statements (one psql -c each), RESULT = their output (and errors),
 # AUDIT = the distinct "CLASS,COMMAND,TYPE,OBJECT" of the AUDIT: OBJECT lines they logged.
@@ -134,9 +134,9 @@ is "an update the UPDATE policy forbids is refused (42501), the lead unchanged" 
     "42501 Wells"
 is "a lead the policy hides is not merged into by phone: the caller gets a new lead" \
     "$(as_caller "$(call '{"user": "agent1", "phone_number": "07700 900199", "city": "Hove"}')")" true
-HID=$(as_caller "$(call '{"user": "agent1", "lead_id": "R-HID", "notes": "seen"}')")
-diag "a call naming the hidden lead's id: $HID"
-is "a call naming the hidden lead's id leaves it unchanged" \
+is "a call naming the hidden lead's id is refused as a privilege error (42501), not a retryable 40001" \
+    "$(as_caller "$(call '{"user": "agent1", "lead_id": "R-HID", "notes": "seen"}')")" 42501
+is "... and leaves it unchanged" \
     "$(col R-HID "full_name || ' ' || city || ' ' || coalesce(notes, '-')")" "Secret Hidden -"
 
 [ "$FAILED" -eq 0 ]
