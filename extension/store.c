@@ -460,6 +460,7 @@ upsert(Upsert *u, Agent *agent)
 	const char *dialer_lead_id = u->p->values[F_DIALER_LEAD_ID];
 	const char *e164 = u->p->phone_e164;
 	FoundLead found;
+	bool insert_lost = false;
 
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++)
 	{
@@ -477,7 +478,20 @@ upsert(Upsert *u, Agent *agent)
 		}
 		if (insert_lead(u, agent))
 			return true;
-		/* A concurrent caller created this lead id and has committed: update theirs. */
+
+		/*
+		 * A concurrent caller created this lead id and has committed: update theirs. Unless
+		 * the look-up, with a snapshot taken after that commit, did not see it either: then
+		 * the row is there but hidden from this role, and no retry will change that.
+		 */
+		if (insert_lost)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("a lead with lead_id \"%s\" exists that the current role cannot see",
+							dialer_lead_id),
+					 errdetail("Row-level security on leadintake.leads hides it: the call can "
+							   "neither update it nor create another lead with that lead_id.")));
+		insert_lost = true;
 	}
 	ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					errmsg("could not store the lead because of concurrent changes"),
