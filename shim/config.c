@@ -91,7 +91,7 @@ static const Setting settings[] = {
 	{OPT_POOL_SIZE, "pool-size", "LEADINTAKE_POOL_SIZE", "N",
 	 "database connections, and as many threads making the calls (default 8)"},
 	{OPT_POOL_WAIT, "pool-wait", "LEADINTAKE_POOL_WAIT", "MS",
-	 "longest wait for a free database connection, then 503 (default 2000)"},
+	 "longest wait in the queue for a database worker, then 503 (default 2000)"},
 	{OPT_BATCH_MAX, "batch-max", "LEADINTAKE_BATCH_MAX", "N",
 	 "most queued requests one transaction carries, one commit for all; 1 = one each "
 	 "(default 16)"},
