@@ -264,13 +264,13 @@ BEGIN
                    'first_at', leadintake.console_time(g.first_at),
                    'last_at', leadintake.console_time(g.last_at), 'latest_id', g.latest_id)
                    ORDER BY g.n DESC, g.latest_id DESC)
-          FROM (SELECT min(l.status) AS status, min(l.error) AS error,
+          FROM (SELECT min(l.status) AS status, l.error,
                        leadintake.asked_agent(l.payload) AS agent, count(*) AS n,
                        min(l.received_at) AS first_at, max(l.received_at) AS last_at,
                        max(l.id) AS latest_id
                   FROM leadintake.intake_log l
                  WHERE l.status >= 400 AND l.status < 500 AND l.replayed_by IS NULL
-                 GROUP BY md5(l.error), leadintake.asked_agent(l.payload)
+                 GROUP BY l.error, leadintake.asked_agent(l.payload)
                  ORDER BY n DESC, latest_id DESC LIMIT 200) AS g), '[]'));
 END $$;
 
@@ -372,7 +372,8 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 BEGIN
     PERFORM leadintake.console_args(args, '{}');
     RETURN jsonb_build_object('agents', coalesce((
-        WITH open AS (
+        -- MATERIALIZED: once, not once per agent
+        WITH open AS MATERIALIZED (
             SELECT leadintake.asked_agent(l.payload) AS agent, count(*) AS n
               FROM leadintake.intake_log l
              WHERE l.status >= 400 AND l.status < 500 AND l.replayed_by IS NULL
