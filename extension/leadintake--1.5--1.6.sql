@@ -57,7 +57,7 @@ CREATE INDEX intake_log_replayed_by_idx ON leadintake.intake_log (replayed_by)
     WHERE replayed_by IS NOT NULL;
 
 -- ---------------------------------------------------------------- open failures
--- The log's open failures (4xx, not replayed), kept by triggers on intake_log: the failures
+-- The log's open failures (4xx, not replayed), kept by the log writer and triggers: the failures
 -- page groups them, and at 10 million log rows they are spread over the whole log, one heap
 -- page each (0.9 s for 73,000 of them, test/bench/CONSOLE.md); here they are a few MB.
 CREATE TABLE leadintake.open_failures (
@@ -68,7 +68,7 @@ CREATE TABLE leadintake.open_failures (
     received_at  timestamptz NOT NULL
 );
 COMMENT ON TABLE leadintake.open_failures IS
-    'Internal: the intake_log rows answered 4xx and not replayed, kept by the log''s triggers';
+    'Internal: the intake_log rows answered 4xx and not replayed, kept by the log writer and the log''s triggers';
 CREATE INDEX open_failures_agent_idx ON leadintake.open_failures (agent);
 SELECT pg_catalog.pg_extension_config_dump('leadintake.open_failures', '');
 INSERT INTO leadintake.open_failures
@@ -98,10 +98,9 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION leadintake.open_failures_sync() FROM PUBLIC;
 REVOKE ALL ON FUNCTION leadintake.open_failures_truncate() FROM PUBLIC;
--- The WHEN clauses keep a 201's insert from queueing any trigger event.
-CREATE TRIGGER open_failures_insert AFTER INSERT ON leadintake.intake_log FOR EACH ROW
-    WHEN (NEW.status >= 400 AND NEW.status < 500 AND NEW.replayed_by IS NULL)
-    EXECUTE FUNCTION leadintake.open_failures_sync();
+-- The extension's log writer adds a 4xx itself (extension/log.c): an insert trigger's WHEN
+-- clause would cost every logged row. These follow what else changes a row: a replay, a
+-- DBA's UPDATE, purge_log's DELETE, a TRUNCATE.
 CREATE TRIGGER open_failures_update AFTER UPDATE ON leadintake.intake_log FOR EACH ROW
     WHEN ((OLD.status >= 400 AND OLD.status < 500 AND OLD.replayed_by IS NULL)
           OR (NEW.status >= 400 AND NEW.status < 500 AND NEW.replayed_by IS NULL))

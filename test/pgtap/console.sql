@@ -9,7 +9,7 @@
 --   pg_prove -d DB test/pgtap/console.sql     (DB with CREATE EXTENSION pgtap, dblink)
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(145);
+SELECT plan(144);
 
 DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
@@ -272,10 +272,10 @@ SELECT is(pg_temp.state(format('SELECT leadintake.console_replay_group(%L)', a))
 RESET ROLE;
 
 -- 501 failures of one group: 500 a call
-INSERT INTO leadintake.intake_log (source, status, error, payload)
-SELECT 'http', 404, 'Agent with username ''bulk'' not found',
-       jsonb_build_object('user', 'bulk', 'lead_id', 'BULK-' || i)
-  FROM generate_series(1, 501) AS i;
+SELECT count(*) FROM generate_series(1, 501) AS i,
+       leadintake.http_intake(convert_to(format('{"user":"bulk","lead_id":"BULK-%s"}', i), 'UTF8'),
+                              'dialer', NULL, false) AS h
+ WHERE h.status = 404 \gset
 INSERT INTO leadintake.agents (username) VALUES ('bulk');
 SET ROLE leadintake_pgtap_console;
 SELECT is(leadintake.console_replay_group('{"error": "Agent with username ''bulk'' not found", "agent": "bulk"}'),
@@ -413,6 +413,11 @@ SELECT now() - interval '3 days' + i * interval '1 second',
        || CASE WHEN i = 12345 THEN '{"comments": "call back: Needle-XYZ"}'::jsonb ELSE '{}' END
   FROM generate_series(1, 100000) AS i;
 RESET ROLE;
+-- (by hand, so their open failures too, as the log writer adds them)
+INSERT INTO leadintake.open_failures
+SELECT id, status, error, leadintake.asked_agent(payload), received_at FROM leadintake.intake_log
+ WHERE status >= 400 AND status < 500 AND replayed_by IS NULL
+   AND id NOT IN (SELECT log_id FROM leadintake.open_failures);
 SELECT count(*) AS log_rows, count(*) FILTER (WHERE status >= 400) AS failed_rows,
        count(*) FILTER (WHERE status = 404 AND payload ->> 'user' = 'agent3') AS agent3_404
   FROM leadintake.intake_log \gset
@@ -462,8 +467,6 @@ SELECT is((SELECT format('%s %s %s', jsonb_array_length(r -> 'rows'), r -> 'sear
 SELECT is((SELECT seen FROM pg_temp.page_all('{"q": "needle-xyz"}')), ARRAY[:needle]::bigint[],
     'q: paging on with before finds the one old row that matches, once');
 RESET ROLE;
-SELECT is_empty('SELECT * FROM pg_temp.open_mismatch()',
-    'open_failures: exactly the log''s open failures, after 100,000 rows inserted');
 TRUNCATE leadintake.intake_log;
 SELECT is((SELECT count(*) FROM leadintake.open_failures), 0::bigint,
     'open_failures: TRUNCATE of the log empties it');
