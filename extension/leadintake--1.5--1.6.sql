@@ -83,7 +83,7 @@ BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         DELETE FROM leadintake.open_failures WHERE log_id = OLD.id;
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status >= 400 AND NEW.status < 500
+    IF TG_OP = 'UPDATE' AND NEW.status >= 400 AND NEW.status < 500
        AND NEW.replayed_by IS NULL THEN
         INSERT INTO leadintake.open_failures (log_id, status, error, agent, received_at)
         VALUES (NEW.id, NEW.status, NEW.error, leadintake.asked_agent(NEW.payload), NEW.received_at);
