@@ -9,7 +9,7 @@
 --   pg_prove -d DB test/pgtap/console.sql     (DB with CREATE EXTENSION pgtap, dblink)
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(144);
+SELECT plan(145);
 
 DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
@@ -467,6 +467,14 @@ SELECT is((SELECT format('%s %s %s', jsonb_array_length(r -> 'rows'), r -> 'sear
 SELECT is((SELECT seen FROM pg_temp.page_all('{"q": "needle-xyz"}')), ARRAY[:needle]::bigint[],
     'q: paging on with before finds the one old row that matches, once');
 RESET ROLE;
+-- asked_agent() is in an index of the log: any JSON a body holds must be loggable
+CREATE TEMP TABLE odd AS
+SELECT h.status FROM unnest(ARRAY['"a string"', '[1, 2]', '7', '{"user": {"a": 1}}']) WITH ORDINALITY AS b (body, o),
+       leadintake.http_intake(convert_to(b.body, 'UTF8'), 'k', NULL, false) AS h ORDER BY o;
+SELECT is((SELECT string_agg(r ->> 'status' || ' ' || coalesce(r ->> 'agent', 'null'), ', ' ORDER BY o DESC)
+             FROM jsonb_array_elements(leadintake.console_requests('{"limit": 4}') -> 'rows') WITH ORDINALITY AS e (r, o)),
+    '400 null, 400 null, 400 null, 400 {"a": 1}',
+    'a body that is a JSON string, array or number is logged and listed, its agent null');
 TRUNCATE leadintake.intake_log;
 SELECT is((SELECT count(*) FROM leadintake.open_failures), 0::bigint,
     'open_failures: TRUNCATE of the log empties it');
