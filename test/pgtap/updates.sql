@@ -12,7 +12,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1'), ('agent2');
 
-SELECT plan(37);
+SELECT plan(38);
 
 CREATE FUNCTION pg_temp.call(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1') || payload) $$;
@@ -243,15 +243,19 @@ DROP PUBLICATION li_test_pub;
 ALTER TABLE leadintake.leads REPLICA IDENTITY DEFAULT;
 SELECT pg_temp.call('{"lead_id": "U-1", "city": "Kelso"}') IS NOT NULL AS made \gset
 
--- 14. A read-only transaction stores nothing (25006); the refusal is the look-up's statement
--- (SELECT ... FOR UPDATE), before anything is locked or written.
+-- 14. A read-only transaction stores nothing (25006); the refusal is the first statement's,
+-- before anything is locked or written: the UPDATE by lead id that a call with a lead id
+-- tries first, the look-up (SELECT ... FOR UPDATE) of one without.
 SELECT count(*) AS logged FROM leadintake.intake_log \gset
 BEGIN READ ONLY;
 SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-1", "city": "Dunoon"}')$$, '25006',
-    'cannot execute SELECT FOR UPDATE in a read-only transaction',
-    'in a read-only transaction an update is refused by the look-up (25006)');
+    'cannot execute UPDATE in a read-only transaction',
+    'in a read-only transaction an update is refused by its first statement (25006)');
 SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-RO"}')$$, '25006',
-    'cannot execute SELECT FOR UPDATE in a read-only transaction', '... and a new lead');
+    'cannot execute UPDATE in a read-only transaction', '... and a new lead');
+SELECT throws_ok($$SELECT pg_temp.call('{"phone_number": "07700 900555"}')$$, '25006',
+    'cannot execute SELECT FOR UPDATE in a read-only transaction',
+    '... and a call without a lead id, by the look-up');
 SELECT throws_ok($$SELECT leadintake.http_intake(convert_to('{"user": "agent1", "lead_id": "U-1"}', 'UTF8'), NULL, NULL)$$,
     '25006', NULL, '... and so does the shim''s entry (the shim answers 503, test/e2e/faults.sh)');
 COMMIT;
