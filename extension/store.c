@@ -111,24 +111,47 @@ append_returning(StringInfo sql)
 }
 
 /*
- * li_build_full_name in SQL, over the merged parts (the part sent, else the stored one):
- * the parts present joined by single spaces, empty ones before the first non-empty part
- * adding no space, and NULL when that leaves nothing.
+ * li_build_full_name in SQL, over the merged parts: the part sent, else the stored one. A
+ * part sent is never empty (an empty value is absent), so the name starts at the first
+ * non-empty stored part before the first part sent, else at that part, and goes on with
+ * every part present (concat_ws), as li_build_full_name joins them.
  */
 static void
-append_rebuilt_name(StringInfo sql)
+append_rebuilt_name(StringInfo sql, uint64 shape)
 {
 	char part[3][96];
+	int first_sent = -1;
 
 	for (int i = 0; i < 3; i++)
-		snprintf(part[i], sizeof(part[i]), "coalesce($%d, l.%s::pg_catalog.text)",
-				 field_param[name_parts[i]] + 1, quote_identifier(li_fields[name_parts[i]].column));
-	appendStringInfo(
-		sql,
-		"CASE WHEN %s OPERATOR(pg_catalog.<>) '' THEN pg_catalog.concat_ws(' ', %s, %s, %s)"
-		" WHEN %s OPERATOR(pg_catalog.<>) '' THEN pg_catalog.concat_ws(' ', %s, %s)"
-		" ELSE nullif(%s, '') END",
-		part[0], part[0], part[1], part[2], part[1], part[1], part[2], part[2]);
+	{
+		int param = field_param[name_parts[i]];
+
+		if (shape & SHAPE_BIT(param))
+		{
+			snprintf(part[i], sizeof(part[i]), "$%d", param + 1);
+			if (first_sent < 0)
+				first_sent = i;
+		}
+		else
+			snprintf(part[i], sizeof(part[i]), "l.%s::pg_catalog.text",
+					 quote_identifier(li_fields[name_parts[i]].column));
+	}
+	Assert(first_sent >= 0);
+	if (first_sent > 0)
+		appendStringInfoString(sql, "CASE");
+	for (int start = 0; start <= first_sent; start++)
+	{
+		if (start < first_sent)
+			appendStringInfo(sql, " WHEN %s OPERATOR(pg_catalog.<>) '' THEN ", part[start]);
+		else if (first_sent > 0)
+			appendStringInfoString(sql, " ELSE ");
+		appendStringInfoString(sql, "pg_catalog.concat_ws(' '");
+		for (int i = start; i < 3; i++)
+			appendStringInfo(sql, ", %s", part[i]);
+		appendStringInfoChar(sql, ')');
+	}
+	if (first_sent > 0)
+		appendStringInfoString(sql, " END");
 }
 
 static bool
@@ -161,7 +184,7 @@ update_sql(uint64 shape, UpdateKind kind)
 	else if (kind == UK_BY_LEAD_ID && shape_has_name_part(shape))
 	{
 		appendStringInfoString(&upd, ", full_name = ");
-		append_rebuilt_name(&upd);
+		append_rebuilt_name(&upd, shape);
 	}
 	if (shape & SHAPE_BIT(P_PHONE))
 		appendStringInfoString(&upd, ", phone = $3");

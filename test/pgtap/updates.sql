@@ -12,7 +12,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1'), ('agent2');
 
-SELECT plan(38);
+SELECT plan(40);
 
 CREATE FUNCTION pg_temp.call(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1') || payload) $$;
@@ -262,6 +262,17 @@ COMMIT;
 SELECT is((SELECT city || ' ' || (SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'U-RO')
                   || ' ' || ((SELECT count(*) FROM leadintake.intake_log) - :logged)
              FROM pg_temp.lead('U-1')), 'Kelso 0 0', '... and nothing was stored, no log row either');
+-- 15. The full name rebuilt from the parts sent and the stored ones, as li_build_full_name
+-- joins them, also from parts a DBA stored empty: an empty part before the first non-empty
+-- one adds no space, one after it does.
+INSERT INTO leadintake.leads (dialer_lead_id, first_name, middle_initial, last_name)
+VALUES ('U-N1', '', NULL, 'Old'), ('U-N2', 'Ann', '', 'Old'), ('U-N3', NULL, 'B', 'Old');
+SELECT is((SELECT string_agg(coalesce(pg_temp.call(jsonb_build_object('lead_id', d, 'last_name', 'Lee'))
+                                       -> 'lead' ->> 'full_name', '(null)'), '|' ORDER BY d)
+             FROM unnest(ARRAY['U-N1', 'U-N2', 'U-N3']) d),
+    'Lee|Ann  Lee|B Lee', 'the name rebuilt over stored parts: empty first part, empty middle, no first');
+SELECT is(pg_temp.call('{"lead_id": "U-N3", "first_name": "Cy"}') -> 'lead' ->> 'full_name',
+    'Cy B Lee', '... and with the first part sent');
 SELECT * FROM finish();
 DROP EXTENSION leadintake CASCADE;
 DROP TABLE public.lists;
