@@ -1,7 +1,6 @@
 /*
- * store.c: the race-free upsert of a lead (contract section 5): its statements, prepared
- * once per backend and kept, the common cases in one statement each, the phone claim, and
- * the merge into a lead found and locked.
+ * store.c: the race-free upsert of a lead (contract section 5): its kept statements, the common
+ * cases in one each, the phone claim, and the merge into a lead found and locked.
  */
 #include "leadintake.h"
 
