@@ -12,7 +12,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1'), ('agent2');
 
-SELECT plan(40);
+SELECT plan(41);
 
 CREATE FUNCTION pg_temp.call(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1') || payload) $$;
@@ -273,6 +273,8 @@ SELECT is((SELECT string_agg(coalesce(pg_temp.call(jsonb_build_object('lead_id',
     'Lee|Ann  Lee|B Lee', 'the name rebuilt over stored parts: empty first part, empty middle, no first');
 SELECT is(pg_temp.call('{"lead_id": "U-N3", "first_name": "Cy"}') -> 'lead' ->> 'full_name',
     'Cy B Lee', '... and with the first part sent');
+SELECT is(pg_temp.call('{"lead_id": "U-N1", "middle_initial": "Q"}') -> 'lead' ->> 'full_name',
+    'Q Lee', '... and with the middle part sent after an empty first one');
 SELECT * FROM finish();
 DROP EXTENSION leadintake CASCADE;
 DROP TABLE public.lists;
