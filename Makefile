@@ -41,14 +41,18 @@ shim-clean:
 # The benchmark (as root; not part of scripts/test.sh): writes test/bench/RESULTS.md and
 # exits non-zero naming each missed target. BEFORE=OLD.so adds instructions per call of
 # OLD.so against this build (callgrind); make bench-callgrind BEFORE=OLD.so counts only
-# those, against the installed build.
-.PHONY: bench bench-flood bench-callgrind
+# those, against the installed build, and make bench-callgrind-tx [BEFORE=OLD.so] the
+# database-CPU target's ratio in instructions (the function's transaction ÷ the floor's).
+.PHONY: bench bench-flood bench-callgrind bench-callgrind-tx
 bench:
 	$(if $(BEFORE),BENCH_BEFORE_SO='$(abspath $(BEFORE))' )bash test/bench/run.sh
 
 bench-callgrind: install
 	@test -n '$(BEFORE)' || { echo 'usage: make bench-callgrind BEFORE=/path/to/older/leadintake.so'; exit 2; }
 	bash test/bench/callgrind.sh '$(abspath $(BEFORE))' '$(DESTDIR)$(pkglibdir)/leadintake.so'
+
+bench-callgrind-tx: install
+	bash test/bench/callgrind_tx.sh $(if $(BEFORE),'$(abspath $(BEFORE))') '$(DESTDIR)$(pkglibdir)/leadintake.so'
 
 # The console's reads at 10 million intake_log rows (as root; about 20 minutes): writes
 # test/bench/CONSOLE.md, exits non-zero when a read misses its 100 ms target.

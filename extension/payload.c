@@ -189,10 +189,13 @@ invalid_reason(const DialerField *f, const char *s, int len)
 {
 	if (memchr(s, '\0', len) != NULL)
 		return NUL_REASON;
-	/* The typed kinds' formats bound their length; their own message is clearer. */
+	/*
+	 * The typed kinds' formats bound their length; their own message is clearer. A text
+	 * has no more characters than bytes: only a long one is counted.
+	 */
 	if ((f->kind == FK_TEXT || f->kind == FK_IDENTITY || f->kind == FK_PHONE ||
 		 f->kind == FK_EMAIL || f->kind == FK_PHONE_CODE) &&
-		pg_mbstrlen_with_len(s, len) > f->max_len)
+		len > f->max_len && pg_mbstrlen_with_len(s, len) > f->max_len)
 		return psprintf("must be at most %d characters", f->max_len);
 
 	switch (f->kind)

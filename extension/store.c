@@ -1,6 +1,6 @@
 /*
- * store.c: the race-free upsert of a lead (contract section 5): its statements, prepared
- * once per backend and kept, the phone claim, and the merge into a lead found and locked.
+ * store.c: the race-free upsert of a lead (contract section 5): its kept statements, the common
+ * cases in one each, the phone claim, and the merge into a lead found and locked.
  */
 #include "leadintake.h"
 
@@ -43,7 +43,17 @@ StaticAssertDecl(MAX_PARAMS <= 64, "a shape is a 64-bit set of parameters");
 /* At most this many rounds of "someone else created it first" before giving up. */
 #define MAX_ATTEMPTS 8
 
-static SPIPlanPtr claim_plan, lock_claim_plan, insert_plan;
+/* How an UPDATE finds its lead, and where the merged name comes from. */
+typedef enum UpdateKind
+{
+	UK_LOCKED,    /* the version the look-up locked, by ctid; the merge made in C */
+	UK_BY_LEAD_ID /* by the call's lead id, no look-up before it; the name rebuilt in SQL */
+} UpdateKind;
+
+/* The name parts, in the order a full name joins them. */
+static const FieldId name_parts[3] = {F_FIRST_NAME, F_MIDDLE_INITIAL, F_LAST_NAME};
+
+static SPIPlanPtr claim_plan, lock_claim_plan, insert_plan, claiming_insert_plan;
 static int nparams;
 
 /*
@@ -56,6 +66,7 @@ static bool leads_changed;
 static Oid leads_relid = InvalidOid;
 static Oid param_types[MAX_PARAMS + 1];
 static FieldId param_field[MAX_PARAMS];
+static int field_param[LI_NFIELDS]; /* a stored field's parameter index; 0 for none */
 
 /* A dialer field stored from its own parameter (the derived ones have theirs). */
 static bool
@@ -100,13 +111,69 @@ append_returning(StringInfo sql)
 }
 
 /*
- * The UPDATE of a locked lead for one shape: the set of parameters that are not NULL. A
- * present value overwrites, an absent one is not set, so the stored value stays (contract
- * section 5) and UPDATE OF triggers, column privileges and audit see only what the call
- * sent.
+ * li_build_full_name in SQL, over the merged parts: the part sent, else the stored one. A
+ * part sent is never empty (an empty value is absent), so the name starts at the first
+ * non-empty stored part before the first part sent, else at that part, and goes on with
+ * every part present (concat_ws), as li_build_full_name joins them.
+ */
+static void
+append_rebuilt_name(StringInfo sql, uint64 shape)
+{
+	char part[3][96];
+	int first_sent = -1;
+
+	for (int i = 0; i < 3; i++)
+	{
+		int param = field_param[name_parts[i]];
+
+		if (shape & SHAPE_BIT(param))
+		{
+			snprintf(part[i], sizeof(part[i]), "$%d", param + 1);
+			if (first_sent < 0)
+				first_sent = i;
+		}
+		else
+			snprintf(part[i], sizeof(part[i]), "l.%s::pg_catalog.text",
+					 quote_identifier(li_fields[name_parts[i]].column));
+	}
+	Assert(first_sent >= 0);
+	if (first_sent > 0)
+		appendStringInfoString(sql, "CASE");
+	for (int start = 0; start <= first_sent; start++)
+	{
+		if (start < first_sent)
+			appendStringInfo(sql, " WHEN %s OPERATOR(pg_catalog.<>) '' THEN ", part[start]);
+		else if (first_sent > 0)
+			appendStringInfoString(sql, " ELSE ");
+		appendStringInfoString(sql, "pg_catalog.concat_ws(' '");
+		for (int i = start; i < 3; i++)
+			appendStringInfo(sql, ", %s", part[i]);
+		appendStringInfoChar(sql, ')');
+	}
+	if (first_sent > 0)
+		appendStringInfoString(sql, " END");
+}
+
+static bool
+shape_has_name_part(uint64 shape)
+{
+	for (int i = 0; i < 3; i++)
+		if (shape & SHAPE_BIT(field_param[name_parts[i]]))
+			return true;
+	return false;
+}
+
+/*
+ * The UPDATE of a lead for one shape: the set of parameters that are not NULL. A present
+ * value overwrites, an absent one is not set, so the stored value stays (contract section
+ * 5) and UPDATE OF triggers, column privileges and audit see only what the call sent.
+ * UK_LOCKED updates the version the look-up locked, the merged name in $2; UK_BY_LEAD_ID
+ * finds its lead by the lead id itself ($2 is a full_name sent, and a name part sent
+ * without one rebuilds the name from the row it updates, so a concurrent change of the
+ * stored parts is merged as after the look-up's lock).
  */
 static char *
-update_sql(uint64 shape)
+update_sql(uint64 shape, UpdateKind kind)
 {
 	StringInfoData upd;
 
@@ -114,6 +181,11 @@ update_sql(uint64 shape)
 	appendStringInfoString(&upd, "UPDATE leadintake.leads AS l SET updated_at = pg_catalog.now()");
 	if (shape & SHAPE_BIT(P_FULL_NAME))
 		appendStringInfoString(&upd, ", full_name = $2");
+	else if (kind == UK_BY_LEAD_ID && shape_has_name_part(shape))
+	{
+		appendStringInfoString(&upd, ", full_name = ");
+		append_rebuilt_name(&upd, shape);
+	}
 	if (shape & SHAPE_BIT(P_PHONE))
 		appendStringInfoString(&upd, ", phone = $3");
 	if (shape & SHAPE_BIT(P_PHONE_E164))
@@ -129,28 +201,32 @@ update_sql(uint64 shape)
 			appendStringInfo(&upd, ", %s = $%d%s",
 							 quote_identifier(li_fields[param_field[i]].column), i + 1,
 							 type_cast(li_fields[param_field[i]].kind));
-	/* by ctid: the row is locked, so that is its version; no index descent */
-	appendStringInfo(&upd,
-					 " WHERE l.ctid OPERATOR(pg_catalog.=) $%d AND l.id OPERATOR(pg_catalog.=) $1",
-					 P_TID + 1);
+	if (kind == UK_BY_LEAD_ID)
+		appendStringInfoString(&upd, " WHERE l.dialer_lead_id OPERATOR(pg_catalog.=) $6");
+	else
+		/* by ctid: the row is locked, so that is its version; no index descent */
+		appendStringInfo(
+			&upd, " WHERE l.ctid OPERATOR(pg_catalog.=) $%d AND l.id OPERATOR(pg_catalog.=) $1",
+			P_TID + 1);
 	append_returning(&upd);
 	return upd.data;
 }
 
 /*
- * The UPDATE plan for this call's shape. A backend keeps the plans of the UPDATE_SHAPES
- * shapes it used last; another shape replaces the least recently used, so a client varying
+ * The UPDATE plan for this call's shape and kind. A backend keeps the plans of the
+ * UPDATE_SHAPES it used last; another replaces the least recently used, so a client varying
  * its fields costs a prepare per call, never memory.
  */
 static struct
 {
 	uint64 shape;
+	UpdateKind kind;
 	uint64 used; /* when it was last used: a count of updates */
 	SPIPlanPtr plan;
 } shapes[UPDATE_SHAPES];
 
 static SPIPlanPtr
-update_plan_for(const char *nulls)
+update_plan_for(const char *nulls, UpdateKind kind)
 {
 	static uint64 updates = 0;
 	uint64 shape = 0;
@@ -162,7 +238,7 @@ update_plan_for(const char *nulls)
 	updates++;
 	for (int i = 0; i < UPDATE_SHAPES; i++)
 	{
-		if (shapes[i].plan && shapes[i].shape == shape)
+		if (shapes[i].plan && shapes[i].shape == shape && shapes[i].kind == kind)
 		{
 			shapes[i].used = updates;
 			return shapes[i].plan;
@@ -173,8 +249,9 @@ update_plan_for(const char *nulls)
 	if (shapes[oldest].plan)
 		SPI_freeplan(shapes[oldest].plan);
 	shapes[oldest].plan = NULL; /* until the new one is kept */
-	shapes[oldest].plan = li_keep_plan(update_sql(shape), P_TID + 1, param_types);
+	shapes[oldest].plan = li_keep_plan(update_sql(shape, kind), P_TID + 1, param_types);
 	shapes[oldest].shape = shape;
+	shapes[oldest].kind = kind;
 	shapes[oldest].used = updates;
 	return shapes[oldest].plan;
 }
@@ -207,7 +284,8 @@ static void
 forget_lead_plans(void)
 {
 	SPI_freeplan(insert_plan);
-	insert_plan = NULL;
+	SPI_freeplan(claiming_insert_plan);
+	insert_plan = claiming_insert_plan = NULL;
 	for (int i = 0; i < UPDATE_SHAPES; i++)
 	{
 		if (shapes[i].plan)
@@ -217,11 +295,40 @@ forget_lead_plans(void)
 	}
 }
 
+/*
+ * The INSERT of a new lead: columns and values, one parameter each. With claiming, the
+ * statement first claims the phone ($4) when no lead has it, and inserts only when it did:
+ * what claim_phone and insert_lead do, in one statement.
+ */
+static char *
+insert_sql(const char *columns, const char *values, bool claiming)
+{
+	StringInfoData ins;
+
+	initStringInfo(&ins);
+	if (claiming)
+		appendStringInfo(
+			&ins,
+			"WITH claim AS (INSERT INTO leadintake.phone_claims (phone_e164) SELECT $%d"
+			" WHERE NOT EXISTS (SELECT FROM leadintake.leads"
+			" WHERE phone_e164 OPERATOR(pg_catalog.=) $%d)"
+			" ON CONFLICT (phone_e164) DO NOTHING RETURNING 1) ",
+			P_PHONE_E164 + 1, P_PHONE_E164 + 1);
+	appendStringInfo(&ins, "INSERT INTO leadintake.leads AS l (%s) ", columns);
+	if (claiming)
+		appendStringInfo(&ins, "SELECT %s FROM claim", values);
+	else
+		appendStringInfo(&ins, "VALUES (%s)", values);
+	appendStringInfoString(&ins, " ON CONFLICT (dialer_lead_id) DO NOTHING");
+	append_returning(&ins);
+	return ins.data;
+}
+
 static void
 prepare_plans(void)
 {
 	Oid two_text[2] = {TEXTOID, TEXTOID};
-	StringInfoData ins;
+	StringInfoData columns, values;
 	static bool callback = false;
 
 	if (!callback)
@@ -251,29 +358,30 @@ prepare_plans(void)
 	param_types[P_PHONE_VALID] = BOOLOID;
 	nparams = P_FIRST_FIELD;
 
-	initStringInfo(&ins);
-	appendStringInfoString(&ins, "INSERT INTO leadintake.leads AS l (");
+	initStringInfo(&columns);
 	for (int i = 0; i < P_FIRST_FIELD; i++)
 		if (i != P_PHONE_VALID || has_phone_valid)
-			appendStringInfo(&ins, "%s%s", i ? ", " : "", derived_columns[i]);
+			appendStringInfo(&columns, "%s%s", i ? ", " : "", derived_columns[i]);
 	for (int f = 0; f < LI_NFIELDS; f++)
 	{
 		if (!stored_directly(f))
 			continue;
 		param_field[nparams] = f;
+		field_param[f] = nparams;
 		param_types[nparams] = TEXTOID;
 		nparams++;
-		appendStringInfo(&ins, ", %s", quote_identifier(li_fields[f].column));
+		appendStringInfo(&columns, ", %s", quote_identifier(li_fields[f].column));
 	}
-	appendStringInfo(&ins, ") VALUES ($1, $2, $3, $4, coalesce($5, '{}'::pg_catalog.jsonb), $6%s",
+	initStringInfo(&values);
+	appendStringInfo(&values, "$1, $2, $3, $4, coalesce($5, '{}'::pg_catalog.jsonb), $6%s",
 					 has_phone_valid ? ", $7" : "");
 	for (int i = P_FIRST_FIELD; i < nparams; i++)
-		appendStringInfo(&ins, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
-	appendStringInfoString(&ins, ") ON CONFLICT (dialer_lead_id) DO NOTHING");
-	append_returning(&ins);
+		appendStringInfo(&values, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
 
 	param_types[P_TID] = TIDOID;
-	insert_plan = li_keep_plan(ins.data, nparams, param_types);
+	insert_plan = li_keep_plan(insert_sql(columns.data, values.data, false), nparams, param_types);
+	claiming_insert_plan =
+		li_keep_plan(insert_sql(columns.data, values.data, true), nparams, param_types);
 }
 
 /* True when this call made the claim; false after waiting for and locking another's. */
@@ -393,8 +501,39 @@ update_locked(Upsert *u, FoundLead *found)
 	u->values[P_PHONE_E164] = li_text_or_null(e164, &u->nulls[P_PHONE_E164]);
 	u->values[P_PHONE_VALID] = BoolGetDatum(valid);
 	u->nulls[P_PHONE_VALID] = (p->phone || p->values[F_PHONE_CODE]) && phone ? ' ' : 'n';
-	if (!write_lead(update_plan_for(u->nulls), u->values, u->nulls, u->lead))
+	if (!write_lead(update_plan_for(u->nulls, UK_LOCKED), u->values, u->nulls, u->lead))
 		elog(ERROR, "locked lead disappeared");
+}
+
+/*
+ * Whether the call's lead, if it has its lead id, can be updated without a look-up first:
+ * the merge then needs no stored value but the name parts, which the statement reads. A
+ * phone sent without its code (or the reverse) is parsed with the stored one: looked up.
+ */
+static bool
+merge_in_statement(Payload *p)
+{
+	return p->values[F_DIALER_LEAD_ID] != NULL &&
+		   (p->phone != NULL) == (p->values[F_PHONE_CODE] != NULL);
+}
+
+/*
+ * The lead with the call's lead id, updated by one statement that finds and locks it: the
+ * values update_locked would give it, since the merge needs nothing stored but the name.
+ * False when no lead has that lead id (or none the caller may see).
+ */
+static bool
+update_by_lead_id(Upsert *u)
+{
+	Payload *p = u->p;
+
+	u->nulls[P_CRM_LEAD_ID] = 'n';
+	u->nulls[P_TID] = 'n';
+	u->values[P_FULL_NAME] = li_text_or_null(p->values[F_FULL_NAME], &u->nulls[P_FULL_NAME]);
+	u->values[P_PHONE_E164] = li_text_or_null(p->phone_e164, &u->nulls[P_PHONE_E164]);
+	u->values[P_PHONE_VALID] = BoolGetDatum(p->phone_valid);
+	u->nulls[P_PHONE_VALID] = p->phone ? ' ' : 'n';
+	return write_lead(update_plan_for(u->nulls, UK_BY_LEAD_ID), u->values, u->nulls, u->lead);
 }
 
 typedef struct Adopting
@@ -435,9 +574,12 @@ update_adopting(Upsert *u, FoundLead *found)
 	return edata == NULL;
 }
 
-/* INSERT ... ON CONFLICT (dialer_lead_id) DO NOTHING: false when that lead id exists. */
+/*
+ * INSERT ... ON CONFLICT (dialer_lead_id) DO NOTHING: false when that lead id exists (or,
+ * by claiming_insert_plan, when a lead has the phone or its claim was taken).
+ */
 static bool
-insert_lead(Upsert *u, Agent *agent)
+insert_lead(Upsert *u, Agent *agent, SPIPlanPtr plan)
 {
 	u->values[P_AGENT_ID] = Int64GetDatum(agent->id);
 	u->nulls[P_AGENT_ID] = ' ';
@@ -445,7 +587,7 @@ insert_lead(Upsert *u, Agent *agent)
 	u->values[P_PHONE_E164] = li_text_or_null(u->p->phone_e164, &u->nulls[P_PHONE_E164]);
 	u->values[P_PHONE_VALID] = BoolGetDatum(u->p->phone_valid);
 	u->nulls[P_PHONE_VALID] = u->p->phone ? ' ' : 'n';
-	return write_lead(insert_plan, u->values, u->nulls, u->lead);
+	return write_lead(plan, u->values, u->nulls, u->lead);
 }
 
 /*
@@ -462,6 +604,18 @@ upsert(Upsert *u, Agent *agent)
 	FoundLead found;
 	bool insert_lost = false;
 
+	/*
+	 * The common cases in one statement each: the lead with the call's lead id updated, else
+	 * (none has it) a new lead created when no lead has the phone and its claim is free.
+	 * Anything else takes the look-up below.
+	 */
+	if (merge_in_statement(u->p))
+	{
+		if (update_by_lead_id(u))
+			return false;
+		if (insert_lead(u, agent, e164 ? claiming_insert_plan : insert_plan))
+			return true;
+	}
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++)
 	{
 		if ((dialer_lead_id || e164) && li_find_lead(dialer_lead_id, e164, &found))
@@ -476,7 +630,7 @@ upsert(Upsert *u, Agent *agent)
 			update_locked(u, &found);
 			return false;
 		}
-		if (insert_lead(u, agent))
+		if (insert_lead(u, agent, insert_plan))
 			return true;
 
 		/*

@@ -12,7 +12,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1'), ('agent2');
 
-SELECT plan(37);
+SELECT plan(41);
 
 CREATE FUNCTION pg_temp.call(payload jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1') || payload) $$;
@@ -243,21 +243,38 @@ DROP PUBLICATION li_test_pub;
 ALTER TABLE leadintake.leads REPLICA IDENTITY DEFAULT;
 SELECT pg_temp.call('{"lead_id": "U-1", "city": "Kelso"}') IS NOT NULL AS made \gset
 
--- 14. A read-only transaction stores nothing (25006); the refusal is the look-up's statement
--- (SELECT ... FOR UPDATE), before anything is locked or written.
+-- 14. A read-only transaction stores nothing (25006); the refusal is the first statement's,
+-- before anything is locked or written: the UPDATE by lead id that a call with a lead id
+-- tries first, the look-up (SELECT ... FOR UPDATE) of one without.
 SELECT count(*) AS logged FROM leadintake.intake_log \gset
 BEGIN READ ONLY;
 SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-1", "city": "Dunoon"}')$$, '25006',
-    'cannot execute SELECT FOR UPDATE in a read-only transaction',
-    'in a read-only transaction an update is refused by the look-up (25006)');
+    'cannot execute UPDATE in a read-only transaction',
+    'in a read-only transaction an update is refused by its first statement (25006)');
 SELECT throws_ok($$SELECT pg_temp.call('{"lead_id": "U-RO"}')$$, '25006',
-    'cannot execute SELECT FOR UPDATE in a read-only transaction', '... and a new lead');
+    'cannot execute UPDATE in a read-only transaction', '... and a new lead');
+SELECT throws_ok($$SELECT pg_temp.call('{"phone_number": "07700 900555"}')$$, '25006',
+    'cannot execute SELECT FOR UPDATE in a read-only transaction',
+    '... and a call without a lead id, by the look-up');
 SELECT throws_ok($$SELECT leadintake.http_intake(convert_to('{"user": "agent1", "lead_id": "U-1"}', 'UTF8'), NULL, NULL)$$,
     '25006', NULL, '... and so does the shim''s entry (the shim answers 503, test/e2e/faults.sh)');
 COMMIT;
 SELECT is((SELECT city || ' ' || (SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'U-RO')
                   || ' ' || ((SELECT count(*) FROM leadintake.intake_log) - :logged)
              FROM pg_temp.lead('U-1')), 'Kelso 0 0', '... and nothing was stored, no log row either');
+-- 15. The full name rebuilt from the parts sent and the stored ones, as li_build_full_name
+-- joins them, also from parts a DBA stored empty: an empty part before the first non-empty
+-- one adds no space, one after it does.
+INSERT INTO leadintake.leads (dialer_lead_id, first_name, middle_initial, last_name)
+VALUES ('U-N1', '', NULL, 'Old'), ('U-N2', 'Ann', '', 'Old'), ('U-N3', NULL, 'B', 'Old');
+SELECT is((SELECT string_agg(coalesce(pg_temp.call(jsonb_build_object('lead_id', d, 'last_name', 'Lee'))
+                                       -> 'lead' ->> 'full_name', '(null)'), '|' ORDER BY d)
+             FROM unnest(ARRAY['U-N1', 'U-N2', 'U-N3']) d),
+    'Lee|Ann  Lee|B Lee', 'the name rebuilt over stored parts: empty first part, empty middle, no first');
+SELECT is(pg_temp.call('{"lead_id": "U-N3", "first_name": "Cy"}') -> 'lead' ->> 'full_name',
+    'Cy B Lee', '... and with the first part sent');
+SELECT is(pg_temp.call('{"lead_id": "U-N1", "middle_initial": "Q"}') -> 'lead' ->> 'full_name',
+    'Q Lee', '... and with the middle part sent after an empty first one');
 SELECT * FROM finish();
 DROP EXTENSION leadintake CASCADE;
 DROP TABLE public.lists;
