@@ -38,6 +38,7 @@ typedef enum Handler
 	H_SIGN_OUT,
 	H_SESSION,
 	H_HEALTH,
+	H_SETUP,
 	H_TEST_LEAD
 } Handler;
 
@@ -64,9 +65,12 @@ static const ApiRoute api_routes[] = {
 	{"agent-add", "POST", H_SQL, "console_agent_add"},
 	{"agent-edit", "POST", H_SQL, "console_agent_edit"},
 	{"agent-active", "POST", H_SQL, "console_agent_active"},
-	{"setup", "GET", H_SQL, "console_setup"},
+	{"setup", "GET", H_SETUP, "console_setup"},
 };
 #define N_API_ROUTES (sizeof(api_routes) / sizeof(api_routes[0]))
+
+/* The dialer endpoint's URL on this shim: set-up's default base_url. */
+static char intake_url[256];
 
 typedef struct ConsoleReq
 {
@@ -316,6 +320,35 @@ session_info(struct MHD_Connection *con, ConsoleReq *req)
 	return ret;
 }
 
+/* Adds "name": json (a JSON text) to the end of the JSON object in b. */
+static void
+object_add(Buf *b, const char *name, const char *json)
+{
+	if (b->len < 2 || b->data[b->len - 1] != '}')
+		return;
+	b->data[--b->len] = '\0';
+	buf_printf(b, "%s\"%s\": %s}", b->len > 1 ? ", " : "", name, json);
+}
+
+/* The query parameters; set-up's base_url is this shim's dialer endpoint unless given. */
+static bool
+query_params(const ConsoleReq *req, Params *query)
+{
+	Params base;
+	bool ok;
+	char text[sizeof(intake_url) + 16];
+
+	if (req->query != NULL && !form_parse(query, req->query, strlen(req->query)))
+		return false;
+	if (req->route->handler != H_SETUP || params_lookup(query, "base_url", NULL) > 0)
+		return true;
+	params_init(&base);
+	snprintf(text, sizeof(text), "base_url=%s", intake_url); /* no byte to encode in it */
+	ok = form_parse(&base, text, strlen(text)) && params_concat(query, &base);
+	params_free(&base);
+	return ok;
+}
+
 /* The arguments of a call into args: a GET's query parameters as strings, a POST's JSON
  * body; NULL, or why not (and *status). */
 static const char *
@@ -338,7 +371,7 @@ call_args(struct MHD_Connection *con, const ConsoleReq *req, Buf *args, int *sta
 	else
 	{
 		params_init(&query);
-		ok = req->query == NULL || form_parse(&query, req->query, strlen(req->query));
+		ok = query_params(req, &query);
 		if (ok)
 			form_to_json(&query, args);
 		params_free(&query);
@@ -398,19 +431,50 @@ health(struct MHD_Connection *con, ConsoleReq *req)
 		buf_free(&out);
 		buf_puts(&out, "{}");
 	}
-	if ((status == 200 || status == 503) && out.len >= 2 && out.data[out.len - 1] == '}')
+	if (status == 200 || status == 503)
 	{
-		out.data[--out.len] = '\0'; /* the object goes on */
+		char pool[96];
+		char spool[96];
+
 		db_stats(&db);
-		buf_printf(&out,
-				   "%s\"database\": %s, \"pool\": {\"size\": %u, \"busy\": %u}, "
-				   "\"spool\": {\"enabled\": %s, \"depth\": %u}}",
-				   out.len > 1 ? ", " : "", status == 200 ? "true" : "false", shim_config.pool_size,
-				   db.busy, spool_enabled() ? "true" : "false", spool_depth());
+		snprintf(pool, sizeof(pool), "{\"size\": %u, \"busy\": %u}", shim_config.pool_size,
+				 db.busy);
+		snprintf(spool, sizeof(spool), "{\"enabled\": %s, \"depth\": %u}",
+				 spool_enabled() ? "true" : "false", spool_depth());
+		object_add(&out, "database", status == 200 ? "true" : "false");
+		object_add(&out, "pool", pool);
+		object_add(&out, "spool", spool);
 		status = 200;
 	}
 	ret = send_json(con, req, status, &out);
 	buf_free(&out);
+	return ret;
+}
+
+/* console_setup's URLs, and the names of the dialer keys for the test lead (no secret). */
+static enum MHD_Result
+setup(struct MHD_Connection *con, ConsoleReq *req)
+{
+	Buf out;
+	Buf names;
+	int status;
+	enum MHD_Result ret;
+
+	buf_init(&out);
+	buf_init(&names);
+	status = call(con, req, &out);
+	if (status == 200)
+	{
+		keyring_names(dialer_keys, &names);
+		if (names.oom)
+			status = 500;
+		else
+			object_add(&out, "key_names", names.data);
+	}
+	ret = status == 500 ? send_error(con, req, 500, "Internal server error", NULL, NULL)
+						: send_json(con, req, status, &out);
+	buf_free(&out);
+	buf_free(&names);
 	return ret;
 }
 
@@ -478,6 +542,8 @@ api(struct MHD_Connection *con, ConsoleReq *req)
 			return session_info(con, req);
 		case H_HEALTH:
 			return health(con, req);
+		case H_SETUP:
+			return setup(con, req);
 		case H_TEST_LEAD:
 			return test_lead(con, req);
 		default:
@@ -654,7 +720,7 @@ notify_connection(void *cls, struct MHD_Connection *con, void **socket_context,
 /* ---------------------------------------------------------------- the daemon */
 
 struct MHD_Daemon *
-console_start(void)
+console_start(const char *dialer_url)
 {
 	const ShimConfig *c = &shim_config;
 	unsigned int flags =
@@ -664,6 +730,7 @@ console_start(void)
 						? ntohs(((const struct sockaddr_in6 *) &c->console_addr)->sin6_port)
 						: ntohs(((const struct sockaddr_in *) &c->console_addr)->sin_port);
 
+	snprintf(intake_url, sizeof(intake_url), "%s/api/leads/from-dialer/", dialer_url);
 	if (c->console_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (c->tls_cert_pem)

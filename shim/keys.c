@@ -270,6 +270,21 @@ keyring_has(KeyRing *ring, const char *name)
 	return found;
 }
 
+void
+keyring_names(KeyRing *ring, Buf *out)
+{
+	pthread_rwlock_rdlock(&ring->lock);
+	buf_puts(out, "[");
+	for (int i = 0; ring->current != NULL && i < ring->current->count; i++)
+	{
+		if (i > 0)
+			buf_puts(out, ", ");
+		buf_json_string(out, ring->current->keys[i].name, strlen(ring->current->keys[i].name));
+	}
+	buf_puts(out, "]");
+	pthread_rwlock_unlock(&ring->lock);
+}
+
 /* The dialer's keys: what the intake endpoint (and its fuzz harnesses) use. */
 bool
 keys_load(const char *path, char *err, size_t errlen)

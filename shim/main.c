@@ -114,7 +114,7 @@ main(int argc, char **argv)
 			shim_config.pool_size, shim_config.threads);
 	if (shim_config.console_key_file)
 	{
-		console = console_start();
+		console = console_start(url);
 		if (console == NULL)
 		{
 			fprintf(stderr, "%s: cannot serve the console on %s (see the message above)\n",

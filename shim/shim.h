@@ -157,6 +157,8 @@ extern bool keyring_match(KeyRing *ring, const char *secret, size_t len, char *n
 extern int keyring_count(KeyRing *ring);
 /* True when the ring holds a key of that name. */
 extern bool keyring_has(KeyRing *ring, const char *name);
+/* The names of the ring's keys as a JSON array of strings, into out. */
+extern void keyring_names(KeyRing *ring, Buf *out);
 /* The same on the dialer's keys. */
 extern bool keys_load(const char *path, char *err, size_t errlen);
 extern bool keys_match(const char *secret, size_t len, char *name, size_t namelen);
@@ -445,8 +447,11 @@ extern void consoledb_close(void);
 
 /* ---------------------------------------------------------------- console.c */
 
-/* The console's daemon on --console-listen; NULL on failure (message on stderr). */
-extern struct MHD_Daemon *console_start(void);
+/*
+ * The console's daemon on --console-listen; dialer_url: the dialer endpoint's scheme://host:port
+ * (set-up's default); NULL on failure (message on stderr).
+ */
+extern struct MHD_Daemon *console_start(const char *dialer_url);
 extern void console_stop(struct MHD_Daemon *d);
 
 /* The page's files, compiled in (console_files.c, made by console/embed.sh). */
