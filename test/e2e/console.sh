@@ -103,7 +103,9 @@ except Exception:
 EOF
 }
 # sql FUNCTION ARGS: leadintake.FUNCTION(ARGS) as the database answers it, canonical.
-sql() { canon "$(q -c "SELECT leadintake.$1('$2'::jsonb)")"; }
+sql() { canon "$(q -c "SELECT leadintake.$1('$2'::jsonb)" 2>&1)"; }
+
+echo "1..63"
 
 # ---------------------------------------------------------------- where it listens
 CPORT=$(li_free_port ${LEADINTAKE_HTTP_PORTS:-}) || bail "no free port"
@@ -310,14 +312,16 @@ is "failed sign-ins: 5 times 401, then 429" "$codes" "401 401 401 401 401 429 "
 req lim POST "$L/console/api/sign-in" --data-urlencode "key=$CKEY2"
 like "... even with the right key, with Retry-After" "$CODE $(header lim Retry-After)" '^429 [1-9][0-9]*$'
 
-must_start_shim idle --console-key-file "$T/ckeys" --console-listen 127.0.0.1:0 --console-db "$CONSOLE_DB" \
-    --console-idle 2
+# (configured by its LEADINTAKE_CONSOLE_* variables alone)
+LEADINTAKE_CONSOLE_KEY_FILE=$T/ckeys LEADINTAKE_CONSOLE_LISTEN=127.0.0.1:0 \
+    LEADINTAKE_CONSOLE_DB=$CONSOLE_DB LEADINTAKE_CONSOLE_IDLE=2 must_start_shim idle
 I=$(console_url idle)
 sign_in idle "$I" "$CKEY2"
 first=$CODE
 sleep 3
 req idle GET "$I/console/api/session"
-is "--console-idle 2: a session unused for 3 s has ended" "$first $CODE" "200 401"
+is "LEADINTAKE_CONSOLE_IDLE=2 (and the other variables): a session unused for 3 s has ended" \
+    "$first $CODE" "200 401"
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
@@ -328,6 +332,20 @@ S=$(console_url tls)
 req tls POST "$S/console/api/sign-in" --cacert "$T/tls.crt" --data-urlencode "key=$CKEY2"
 like "under TLS the console is HTTPS and its cookie is Secure" "$S $CODE $(header tls Set-Cookie)" \
     '^https://127\.0\.0\.1:[0-9]+ 204 li_console=[0-9a-f]{64}; Path=/console/; HttpOnly; SameSite=Strict; Secure$'
+
+# ---------------------------------------------------------------- configuration
+HELP=$("$SHIM" --help 2>&1)
+missing=""
+for flag in console-key-file console-listen console-db console-idle; do
+    var=LEADINTAKE_$(printf '%s' "$flag" | tr 'a-z-' 'A-Z_')
+    grep -q -- "--$flag" <<<"$HELP" && grep -q "$var" <<<"$HELP" || missing+="$flag "
+done
+is "--help lists the console's flags with their variables" "$missing" ""
+rc() { "$SHIM" --db "$CONNINFO" --api-key-file "$T/keys" --listen 127.0.0.1:0 "$@" >/dev/null 2>"$T/badcfg.err"; echo $?; }
+is "the API key file as the console key file: exit 2" "$(rc --console-key-file "$T/keys")" 2
+is "a console key file that cannot be read: exit 2, named" \
+    "$(rc --console-key-file "$T/none") $(grep -c 'console key file' "$T/badcfg.err")" "2 1"
+is "a bad --console-listen: exit 2" "$(rc --console-key-file "$T/ckeys" --console-listen nowhere)" 2
 
 # ---------------------------------------------------------------- the database away
 must_start_shim out --console-key-file "$T/ckeys" --console-listen 127.0.0.1:0 \
@@ -342,5 +360,4 @@ is "health without the database: 200, database false, the shim's pool and spool"
     "$CODE $(json_get "$BODY" database) $(json_get "$BODY" pool size) $(json_get "$BODY" spool depth)" \
     "200 false 8 0"
 
-echo "1..$N"
 [ "$FAILED" -eq 0 ]
