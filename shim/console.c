@@ -19,6 +19,8 @@
 
 /* Largest request body (a test lead's query is the longest): larger is 413. */
 #define CONSOLE_MAX_BODY (64 * 1024)
+/* A chunked body past it is read to its end for the 413, up to this much more. */
+#define CONSOLE_DISCARD_LIMIT (1024 * 1024)
 /* A thread each: the console has a handful of users, never the dialer's load. */
 #define CONSOLE_CONNECTIONS        32
 #define CONSOLE_CONNECTIONS_PER_IP 16
@@ -599,6 +601,8 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 	if (*upload_data_size > 0)
 	{
 		req->received += *upload_data_size;
+		if (req->received > CONSOLE_MAX_BODY + CONSOLE_DISCARD_LIMIT)
+			return MHD_NO; /* a chunked body without end: the connection is closed */
 		if (req->received > CONSOLE_MAX_BODY)
 			req->too_big = true; /* answered when the body ends */
 		else
