@@ -167,10 +167,9 @@ send_cookie(struct MHD_Connection *con, ConsoleReq *req, const char *token)
 {
 	char cookie[SESSION_TOKEN_LEN + 128];
 
-	snprintf(cookie, sizeof(cookie),
-			 COOKIE_NAME "=%s; Path=" PAGE_PREFIX "; HttpOnly; "
-						 "SameSite=Strict%s%s",
-			 token, *token ? "" : "; Max-Age=0", shim_config.tls_cert ? "; Secure" : "");
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=%s; HttpOnly; SameSite=Strict%s%s", COOKIE_NAME,
+			 token, PAGE_PREFIX, *token ? "" : "; Max-Age=0",
+			 shim_config.tls_cert ? "; Secure" : "");
 	return send_answer(con, req, 204, NULL, "", 0, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 }
 

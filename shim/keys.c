@@ -85,9 +85,28 @@ valid_name(const char *s)
 	return true;
 }
 
-bool
-keyring_load(KeyRing *ring, const char *path, char *err, size_t errlen)
+/* A key of set whose secret is also one of other's (both rings' keys apart), or NULL. */
+static const Key *
+shared_secret(const KeySet *set, KeyRing *other)
 {
+	const Key *shared = NULL;
+
+	if (other == NULL)
+		return NULL;
+	pthread_rwlock_rdlock(&other->lock);
+	for (int i = 0; other->current != NULL && i < set->count && !shared; i++)
+		for (int j = 0; j < other->current->count && !shared; j++)
+			if (strcmp(set->keys[i].secret, other->current->keys[j].secret) == 0)
+				shared = &set->keys[i];
+	pthread_rwlock_unlock(&other->lock);
+	return shared;
+}
+
+bool
+keyring_load(KeyRing *ring, const char *path, KeyRing *other, char *err, size_t errlen)
+{
+	const Key *shared;
+
 	FILE *f;
 	KeySet *set;
 	KeySet *old;
@@ -193,6 +212,14 @@ keyring_load(KeyRing *ring, const char *path, char *err, size_t errlen)
 	}
 	fclose(f);
 	memset(line, 0, sizeof(line));
+	if ((shared = shared_secret(set, other)) != NULL)
+	{
+		/* a dialer key never opens the console, a console key never posts a lead */
+		snprintf(err, errlen, "%s: the secret of key \"%s\" is also a key of the %s", path,
+				 shared->name, other->what);
+		keyset_free(set);
+		return false;
+	}
 	if (set->count == 0)
 		log_msg("warning: %s \"%s\" holds no key: nobody can authenticate", ring->what, path);
 
@@ -289,7 +316,7 @@ keyring_names(KeyRing *ring, Buf *out)
 bool
 keys_load(const char *path, char *err, size_t errlen)
 {
-	return keyring_load(dialer_keys, path, err, errlen);
+	return keyring_load(dialer_keys, path, NULL, err, errlen);
 }
 
 bool

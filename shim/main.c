@@ -58,7 +58,7 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (shim_config.console_key_file &&
-		!keyring_load(console_keys, shim_config.console_key_file, err, sizeof(err)))
+		!keyring_load(console_keys, shim_config.console_key_file, dialer_keys, err, sizeof(err)))
 	{
 		fprintf(stderr, "%s: %s\n", SHIM_NAME, err);
 		return EXIT_CONFIG;
@@ -132,13 +132,13 @@ main(int argc, char **argv)
 		if (sig != SIGHUP)
 			break;
 		log_flush();
-		if (keys_load(shim_config.api_key_file, err, sizeof(err)))
+		if (keyring_load(dialer_keys, shim_config.api_key_file, console_keys, err, sizeof(err)))
 			log_msg("SIGHUP: reloaded the API key file (%d keys)", keys_count());
 		else
 			log_msg("SIGHUP: %s; keeping the %d keys loaded before", err, keys_count());
 		if (shim_config.console_key_file == NULL)
 			continue;
-		if (keyring_load(console_keys, shim_config.console_key_file, err, sizeof(err)))
+		if (keyring_load(console_keys, shim_config.console_key_file, dialer_keys, err, sizeof(err)))
 			log_msg("SIGHUP: reloaded the console key file (%d keys)", keyring_count(console_keys));
 		else
 			log_msg("SIGHUP: %s; keeping the %d console keys loaded before", err,

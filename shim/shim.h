@@ -149,8 +149,11 @@ typedef struct KeyRing KeyRing;
 extern KeyRing *const dialer_keys;
 extern KeyRing *const console_keys;
 
-/* Loads the key file (name:secret lines); on failure keeps the old keys, fills err. */
-extern bool keyring_load(KeyRing *ring, const char *path, char *err, size_t errlen);
+/*
+ * Loads the key file (name:secret lines); on failure keeps the old keys, fills err. A secret
+ * that is also a key of other (if not NULL) is a failure: the two rings never share a key.
+ */
+extern bool keyring_load(KeyRing *ring, const char *path, KeyRing *other, char *err, size_t errlen);
 /* Constant-time look-up of a presented secret; on a match copies the key's name. */
 extern bool keyring_match(KeyRing *ring, const char *secret, size_t len, char *name,
 						  size_t namelen);
@@ -159,7 +162,7 @@ extern int keyring_count(KeyRing *ring);
 extern bool keyring_has(KeyRing *ring, const char *name);
 /* The names of the ring's keys as a JSON array of strings, into out. */
 extern void keyring_names(KeyRing *ring, Buf *out);
-/* The same on the dialer's keys. */
+/* The same on the dialer's keys (keys_load: no other ring checked). */
 extern bool keys_load(const char *path, char *err, size_t errlen);
 extern bool keys_match(const char *secret, size_t len, char *name, size_t namelen);
 extern int keys_count(void);

@@ -105,7 +105,7 @@ EOF
 # sql FUNCTION ARGS: leadintake.FUNCTION(ARGS) as the database answers it, canonical.
 sql() { canon "$(q -c "SELECT leadintake.$1('$2'::jsonb)" 2>&1)"; }
 
-echo "1..63"
+echo "1..64"
 
 # ---------------------------------------------------------------- where it listens
 CPORT=$(li_free_port ${LEADINTAKE_HTTP_PORTS:-}) || bail "no free port"
@@ -345,6 +345,10 @@ rc() { "$SHIM" --db "$CONNINFO" --api-key-file "$T/keys" --listen 127.0.0.1:0 "$
 is "the API key file as the console key file: exit 2" "$(rc --console-key-file "$T/keys")" 2
 is "a console key file that cannot be read: exit 2, named" \
     "$(rc --console-key-file "$T/none") $(grep -c 'console key file' "$T/badcfg.err")" "2 1"
+printf 'ops:%s\n' "$KEY" >"$T/shared"
+chmod 600 "$T/shared"
+is "a console key with a dialer key's secret: exit 2, said" \
+    "$(rc --console-key-file "$T/shared") $(grep -c 'also a key of the API key file' "$T/badcfg.err")" "2 1"
 is "a bad --console-listen: exit 2" "$(rc --console-key-file "$T/ckeys" --console-listen nowhere)" 2
 
 # ---------------------------------------------------------------- the database away
