@@ -6,7 +6,7 @@ MODULE_big = leadintake
 OBJS = extension/leadintake.o extension/fields.o extension/payload.o extension/notifier.o \
        extension/phone.o extension/agents.o extension/lookup.o extension/store.o \
        extension/result.o extension/redact.o extension/spi.o \
-       extension/intake.o extension/log.o extension/phonelib.o
+       extension/intake.o extension/log.o extension/phonelib.o extension/check.o
 DATA = $(wildcard extension/leadintake--*.sql)
 
 REGRESS = tables payload agents upsert results callers redact minimal invalid_keep phones phone_upgrade

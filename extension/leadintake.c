@@ -1,6 +1,7 @@
 /*
  * leadintake.c: the module's entry points, one per kind of caller: leadintake_from_dialer and
- * replay (SQL), http_intake (the shim), process_inbox and the inbox's redacting trigger.
+ * replay (SQL), http_intake (the shim), replay_outcome (the console), process_inbox and the
+ * inbox's redacting trigger.
  */
 #include "leadintake.h"
 
@@ -353,13 +354,13 @@ leadintake_from_dialer(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(sql_entry(PG_GETARG_JSONB_P(0), "sql"));
 }
 
-PG_FUNCTION_INFO_V1(leadintake_replay);
-
-/* leadintake.replay(log_id): a logged request's payload again, logged as source 'replay'. */
-Datum
-leadintake_replay(PG_FUNCTION_ARGS)
+/*
+ * The payload logged in intake_log row log_id, copied into the caller's memory context:
+ * P0002 when there is no such row, 55000 when it has no payload (a body that was not JSON).
+ */
+static Jsonb *
+logged_payload(int64 log_id)
 {
-	int64 log_id = PG_GETARG_INT64(0);
 	Datum arg = Int64GetDatum(log_id);
 	Oid argtype = INT8OID;
 	bool isnull;
@@ -385,7 +386,53 @@ leadintake_replay(PG_FUNCTION_ARGS)
 	payload = DatumGetJsonbPCopy(value);
 	MemoryContextSwitchTo(old);
 	SPI_finish();
-	PG_RETURN_JSONB_P(sql_entry(payload, "replay"));
+	return payload;
+}
+
+PG_FUNCTION_INFO_V1(leadintake_replay);
+
+/* leadintake.replay(log_id): a logged request's payload again, logged as source 'replay'. */
+Datum
+leadintake_replay(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(sql_entry(logged_payload(PG_GETARG_INT64(0)), "replay"));
+}
+
+PG_FUNCTION_INFO_V1(leadintake_replay_outcome);
+
+/*
+ * leadintake.replay_outcome(log_id): the same replay run as the shim's entry runs a request
+ * (the console's): every outcome is logged (source 'replay') and returned as (status,
+ * response, id of the new log row); it raises only for a missing row or payload and when
+ * the database cannot serve.
+ */
+Datum
+leadintake_replay_outcome(PG_FUNCTION_ARGS)
+{
+	Jsonb *payload = logged_payload(PG_GETARG_INT64(0));
+	MemoryContext outer = CurrentMemoryContext;
+	Intake in = {0};
+	TupleDesc desc;
+	Datum values[3];
+	bool nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	in.source = "replay";
+	in.started_at = in.received_at = GetCurrentTimestamp();
+	SPI_connect();
+	process_guarded(&in, outer, payload, NULL, 0);
+	li_log(&in);
+	if (in.status == 500)
+		in.error = "Internal server error";
+	if (in.status != 201)
+		li_error_response(&in, outer);
+	SPI_finish();
+
+	values[0] = Int32GetDatum(in.status);
+	values[1] = JsonbPGetDatum(in.response);
+	values[2] = Int64GetDatum(in.log_id);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 PG_FUNCTION_INFO_V1(leadintake_inbox_redact);

@@ -242,6 +242,7 @@ typedef struct Intake
 	const char *agent_username; /* the stored lead's agent, for NOTIFY */
 	Jsonb *response;            /* the HTTP body; built in the caller's context */
 	char *dashboard_query;
+	int64 log_id; /* its intake_log row, once li_log wrote it */
 } Intake;
 
 /* spi.c */
@@ -300,6 +301,7 @@ extern Jsonb *li_success_response(LeadRow *lead, bool created, LeadAgent *agent,
 								  const Payload *minimal_for, List *warnings, int64 *crm_lead_id);
 extern char *li_dashboard_query(JsonbContainer *lead);
 extern char *li_field_list(const char *prefix, List *fields);
+extern void li_field_reasons(JsonbValue *v, List *fields);
 extern void li_raise(Intake *in) pg_attribute_noreturn();
 
 #endif /* LEADINTAKE_H */

@@ -155,7 +155,8 @@ li_log(Intake *in)
 		log_plan = prepare_log_plan();
 	if (SPI_execute_plan(log_plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not write the intake log");
+	in->log_id =
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (stored)
-		notify(in, DatumGetInt64(
-					   SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+		notify(in, in->log_id);
 }

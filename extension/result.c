@@ -302,18 +302,18 @@ minimal_shows(const LeadKey *k, const Payload *sent, LeadRow *lead)
 }
 
 /*
- * {"<key>": "<why>", ...}: the invalid values a call kept (leadintake.invalid_fields =
- * keep). pushJsonbValue sorts the pairs into jsonb's order; they are the request's own
- * keys, so the minimal body shows them too.
+ * {"<key>": "<why>", ...}: the fields of a 400's details, or the invalid values a call kept
+ * (leadintake.invalid_fields = keep). pushJsonbValue sorts the pairs into jsonb's order;
+ * they are the request's own keys, so the minimal body shows them too.
  */
-static void
-set_warnings(JsonbValue *v, List *warnings)
+void
+li_field_reasons(JsonbValue *v, List *fields)
 {
 	JsonbParseState *st = NULL;
 	ListCell *lc;
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	foreach (lc, warnings)
+	foreach (lc, fields)
 		put_cstring(&st, ((FieldError *) lfirst(lc))->key, ((FieldError *) lfirst(lc))->reason);
 	*v = *pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 }
@@ -350,7 +350,7 @@ li_success_response(LeadRow *lead, bool created, LeadAgent *agent, const Payload
 	v->type = jbvBool;
 	v->val.boolean = true;
 	if (warnings)
-		set_warnings(add_pair(&body, "warnings"), warnings);
+		li_field_reasons(add_pair(&body, "warnings"), warnings);
 
 	for (int i = 0; i < nlead_keys; i++)
 	{

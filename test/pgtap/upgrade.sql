@@ -1,7 +1,7 @@
 -- test/pgtap/upgrade.sql: a database created at version 1.0 and updated with
--- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2 -> 1.3 -> 1.4 -> 1.5) keeps its data,
--- runs the 1.1, 1.2, 1.4 and 1.5 functions on it, and ends with exactly the objects of a fresh
--- `CREATE EXTENSION leadintake` (the default version, 1.5) (issues 4, 5, 13 and 18).
+-- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2 -> 1.3 -> 1.4 -> 1.5 -> 1.6) keeps its
+-- data, runs the 1.1, 1.2, 1.4, 1.5 and 1.6 functions on it, and ends with exactly the objects
+-- of a fresh `CREATE EXTENSION leadintake` (the default version, 1.6) (issues 4, 5, 13, 16, 18).
 --
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink, and runs under pg_prove (psql, ON_ERROR_STOP). Each file
@@ -22,7 +22,7 @@
 -- described again: both must be identical, kind by kind.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(88);
+SELECT plan(91);
 
 CREATE FUNCTION pg_temp.describe() RETURNS TABLE (kind text, item text)
 LANGUAGE sql AS $$
@@ -39,7 +39,8 @@ WITH ext AS (
         OR p.oid IN (SELECT objid FROM members WHERE classid = 'pg_proc'::regclass)
 ), roles AS (
     SELECT r.* FROM pg_roles r
-     WHERE r.rolname IN ('leadintake_shim', 'leadintake_enqueue', 'leadintake_reader')
+     WHERE r.rolname IN ('leadintake_shim', 'leadintake_enqueue', 'leadintake_reader',
+                         'leadintake_console')
 )
 SELECT 'member', pg_describe_object(classid, objid, objsubid) FROM members
 UNION ALL
@@ -204,7 +205,7 @@ INSERT INTO leadintake.inbox (payload) VALUES
     ('{"user":"agent1","lead_id":"UP-1","comments":"from the inbox"}'),
     ('{"user":"nobody","lead_id":"UP-Q3"}');
 
--- Everything of the data, to compare after the update (without the column 1.5 adds).
+-- Everything of the data, to compare after the update (without the columns 1.5 and 1.6 add).
 CREATE FUNCTION pg_temp.data() RETURNS TABLE (t text, n bigint, sum text)
 LANGUAGE sql AS $$
     SELECT 'agents', count(*), md5(string_agg(x::text, '|' ORDER BY x.id)) FROM leadintake.agents x
@@ -212,7 +213,8 @@ LANGUAGE sql AS $$
     SELECT 'leads', count(*), md5(string_agg((to_jsonb(x) - 'phone_valid')::text, '|' ORDER BY x.id))
       FROM leadintake.leads x
     UNION ALL
-    SELECT 'intake_log', count(*), md5(string_agg(x::text, '|' ORDER BY x.id)) FROM leadintake.intake_log x
+    SELECT 'intake_log', count(*), md5(string_agg((to_jsonb(x) - 'replayed_by')::text, '|' ORDER BY x.id))
+      FROM leadintake.intake_log x
     UNION ALL
     SELECT 'inbox', count(*), md5(string_agg(x::text, '|' ORDER BY x.id)) FROM leadintake.inbox x
     UNION ALL
@@ -231,8 +233,8 @@ SELECT is(pg_relation_filenode('leadintake.intake_log'), :log_file_10::oid,
     '1.3 moved intake_log.source to a domain without rewriting the log');
 SELECT throws_ok($$INSERT INTO leadintake.intake_log (source, status) VALUES ('email', 201)$$,
     '23514', NULL, '... and the domain still refuses a source other than the four');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.5',
-    'the extension is now at 1.5');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.6',
+    'the extension is now at 1.6');
 SELECT is((SELECT mode IN ('batched', 'per call') AND waiting >= 0 FROM leadintake.notify_status()),
     true, 'the 1.2 function notify_status works on the updated database');
 SELECT results_eq('SELECT t, n, sum FROM pg_temp.data()', 'SELECT t, n, sum FROM data_10',
@@ -319,12 +321,24 @@ SELECT is((SELECT format('%s %s', b -> 'lead' -> 'phone_valid', l.phone_valid)
              FROM new_at_15 JOIN leadintake.leads l ON l.dialer_lead_id = 'UP-NEW15'),
     'true t', '... and once updated, the same session writes it and shows it (its statements made again)');
 
--- ================================================================ the same objects as a fresh 1.5
+-- The 1.6 console on the 1.0 log: its rows listed, a 1.0 failure replayed and marked.
+SELECT is((SELECT jsonb_array_length(leadintake.console_requests('{"limit": 200}') -> 'rows')),
+          (SELECT count(*)::integer FROM leadintake.intake_log),
+    '1.6: console_requests lists every row of the updated log');
+SELECT is((SELECT leadintake.console_replay(jsonb_build_object('id', id)) ->> 'status'
+             FROM leadintake.intake_log WHERE status = 404 AND payload ->> 'lead_id' = 'UP-Q3'),
+    '404', '1.6: console_replay of the inbox''s 404 (its agent still unknown): 404, logged');
+SELECT is((SELECT r.source::text || ' ' || r.status FROM leadintake.intake_log o
+             JOIN leadintake.intake_log r ON r.id = o.replayed_by
+            WHERE o.payload ->> 'lead_id' = 'UP-Q3' AND o.source = 'inbox'),
+    'replay 404', '... and the original row''s replayed_by names the replay''s row');
+
+-- ================================================================ the same objects as a fresh 1.6
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.describe();
 DROP EXTENSION leadintake CASCADE;
 CREATE EXTENSION leadintake;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.5',
-    'a fresh CREATE EXTENSION leadintake installs 1.5');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.6',
+    'a fresh CREATE EXTENSION leadintake installs 1.6');
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.describe();
 
 CREATE TEMP TABLE kinds (kind text PRIMARY KEY);
@@ -333,15 +347,15 @@ INSERT INTO kinds VALUES ('member'), ('extension'), ('relation'), ('column'), ('
     ('schema'), ('schema acl'), ('init privs'), ('trigger'), ('comment'), ('type'), ('role');
 
 SELECT ok((SELECT count(*) FROM fresh f WHERE f.kind = k.kind) > 0,
-          'the description of a fresh 1.5 has ' || k.kind || ' rows')
+          'the description of a fresh 1.6 has ' || k.kind || ' rows')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM upgraded WHERE kind = %L
                          EXCEPT ALL SELECT item FROM fresh WHERE kind = %L$$, k.kind, k.kind),
-                'updated from 1.0: no ' || k.kind || ' that a fresh 1.5 lacks')
+                'updated from 1.0: no ' || k.kind || ' that a fresh 1.6 lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM fresh WHERE kind = %L
                          EXCEPT ALL SELECT item FROM upgraded WHERE kind = %L$$, k.kind, k.kind),
-                'fresh 1.5: no ' || k.kind || ' that the updated database lacks')
+                'fresh 1.6: no ' || k.kind || ' that the updated database lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty($$SELECT kind FROM (SELECT kind FROM upgraded UNION SELECT kind FROM fresh) AS u
                    WHERE kind NOT IN (SELECT kind FROM kinds)
