@@ -31,7 +31,8 @@ console_cleanup
 li_shim_role_sql "$ROLE" | q >/dev/null || bail "cannot create the shim's role $ROLE"
 q -c "CREATE ROLE $OUTSIDER LOGIN" >/dev/null || bail "cannot create the role $OUTSIDER"
 q -c "INSERT INTO leadintake.agents (username, display_name, dialer_user_id)
-      VALUES ('agent1', 'Agent One', '1001')" >/dev/null || bail "cannot seed the agents"
+      VALUES ('agent1', 'Agent One', '1001') ON CONFLICT DO NOTHING" >/dev/null \
+    || bail "cannot seed the agents"
 
 e2e_key dialer # KEY: the dialer's key, in $T/keys
 CKEY=console-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')

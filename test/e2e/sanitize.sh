@@ -132,7 +132,8 @@ asan_suite() {
 if [ -n "$ASAN_SHIM" ] && [ -x "$ASAN_SHIM" ]; then
     mkdir -p "$T/san"
     asan_suite shim
-    asan_suite console
+    # the console (its own agents and roles) in a throwaway cluster of its own
+    asan_suite console -u LEADINTAKE_TEST_DB -u LEADINTAKE_TEST_CONNINFO
     # the batches (pipelines, re-runs) in a throwaway cluster of its own
     asan_suite batch -u LEADINTAKE_TEST_DB -u LEADINTAKE_TEST_CONNINFO
     # the reports: files of the sanitizers, and anything on the shims' stderr
