@@ -42,7 +42,7 @@ unavailable(int sqlerrcode)
 	/*
 	 * Connection (08), resources (53), operator or timeout (57), system (58), serialization
 	 * or deadlock (40), read-only (25006), lock timeout (55P03): a class, or a whole code.
-	 * The shim keeps the same list (shim/db.c); test/e2e/sqlstates.sh checks the two.
+	 * The shim keeps the same list (shim/db.c); test/e2e/twin_lists.sh checks the two.
 	 */
 	static const char *const unavailable_sqlstates[] = {"08", "53",    "57",   "58",
 														"40", "25006", "55P03"};

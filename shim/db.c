@@ -365,7 +365,7 @@ ensure_ready(Db *db)
  * The database cannot serve now: connection (08), resources (53), operator or timeout (57),
  * system error (58), serialization or deadlock (40), read-only standby (25006), lock timeout
  * (55P03): a class, or a whole code. The extension keeps the same list (its unavailable(),
- * extension/leadintake.c); test/e2e/sqlstates.sh checks the two.
+ * extension/leadintake.c); test/e2e/twin_lists.sh checks the two.
  */
 bool
 db_sqlstate_unavailable(const char *code)

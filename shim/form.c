@@ -260,7 +260,8 @@ params_concat(Params *dst, Params *src)
  * The dialer's secrets (contract section 3), the shim's one list of them: left out of every
  * payload the shim decodes, so that they never reach the statement's parameter (and so the
  * server's log). The same list as the extension's li_secrets (extension/fields.c), which
- * drops them from JSON bodies: the shim forwards those unparsed.
+ * drops them from JSON bodies: the shim forwards those unparsed. test/e2e/twin_lists.sh
+ * checks that the two are equal.
  */
 static const char *const secret_keys[] = {
 	"api_key", "dialer_api_key", "pass", "orig_pass", "phone_pass",
