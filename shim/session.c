@@ -59,9 +59,10 @@ bool
 token_equal(const char *a, const char *b)
 {
 	size_t len = strlen(a);
-	volatile unsigned char diff = (unsigned char) (len != strlen(b));
+	size_t blen = strlen(b);
+	volatile unsigned char diff = (unsigned char) (len != blen);
 
-	for (size_t i = 0; i < len && i < strlen(b); i++)
+	for (size_t i = 0; i < len && i < blen; i++)
 		diff |= (unsigned char) a[i] ^ (unsigned char) b[i];
 	return diff == 0;
 }
