@@ -726,8 +726,9 @@ struct MHD_Daemon *
 console_start(const char *dialer_url)
 {
 	const ShimConfig *c = &shim_config;
-	unsigned int flags =
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* poll, not select: the dialer's connections may take the descriptors below 1024 */
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+						 MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
 	uint16_t port = c->console_addr.ss_family == AF_INET6
 						? ntohs(((const struct sockaddr_in6 *) &c->console_addr)->sin6_port)
