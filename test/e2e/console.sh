@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # URL_<name>, PID_<name>: set by shim_started (printf -v)
 # test/e2e/console.sh: the console's HTTP side (contract section 9, docs/console.md) against
 # the real extension: where it listens (and where not), sign-in and the two kinds of key, the
 # cookie, CSRF and Origin, idle expiry, failed sign-ins, every API route answering its SQL
@@ -109,7 +110,8 @@ sql() { canon "$(q -c "SELECT leadintake.$1('$2'::jsonb)" 2>&1)"; }
 echo "1..64"
 
 # ---------------------------------------------------------------- where it listens
-CPORT=$(li_free_port ${LEADINTAKE_HTTP_PORTS:-}) || bail "no free port"
+read -r first last <<<"${LEADINTAKE_HTTP_PORTS:-}"
+CPORT=$(li_free_port ${first:+"$first" "$last"}) || bail "no free port"
 must_start_shim plain --console-listen "127.0.0.1:$CPORT"
 curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$CPORT/console/"
 is "without --console-key-file nothing listens on --console-listen (curl: connection refused)" "$?" 7
@@ -120,7 +122,7 @@ stop_pid "$PID_plain"
 must_start_shim c --console-key-file "$T/ckeys" --console-listen 127.0.0.1:0 --console-db "$CONSOLE_DB"
 C=$(console_url c)
 like "the console says where it listens, on an address of its own" "$C" '^http://127\.0\.0\.1:[0-9]+$'
-[ -n "$C" ] && [ "$C" != "$URL_c" ] || bail "no console URL: $(head -c 500 "$T/c.err")"
+if [ -z "$C" ] || [ "$C" = "$URL_c" ]; then bail "no console URL: $(head -c 500 "$T/c.err")"; fi
 req c GET "$URL_c/console/"
 is "with the console, /console/ on the dialer's address is still 404" "$CODE" 404
 
@@ -338,12 +340,12 @@ like "under TLS the console is HTTPS and its cookie is Secure" "$S $CODE $(heade
 
 # ---------------------------------------------------------------- configuration
 HELP=$("$SHIM" --help 2>&1)
-missing=""
+unlisted=""
 for flag in console-key-file console-listen console-db console-idle; do
     var=LEADINTAKE_$(printf '%s' "$flag" | tr 'a-z-' 'A-Z_')
-    grep -q -- "--$flag" <<<"$HELP" && grep -q "$var" <<<"$HELP" || missing+="$flag "
+    if ! grep -q -- "--$flag" <<<"$HELP" || ! grep -q "$var" <<<"$HELP"; then unlisted+="$flag "; fi
 done
-is "--help lists the console's flags with their variables" "$missing" ""
+is "--help lists the console's flags with their variables" "$unlisted" ""
 rc() { "$SHIM" --db "$CONNINFO" --api-key-file "$T/keys" --listen 127.0.0.1:0 "$@" >/dev/null 2>"$T/badcfg.err"; echo $?; }
 is "the API key file as the console key file: exit 2" "$(rc --console-key-file "$T/keys")" 2
 is "a console key file that cannot be read: exit 2, named" \
