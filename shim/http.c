@@ -953,13 +953,10 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 
 	(void) cls;
 	if (c != NULL)
-	{
 		conn_request_begins(c, NULL); /* its deadline, even if req cannot be made */
-		snprintf(client, sizeof(client), "%s", conn_client(c)); /* once a connection */
-	}
 	else if ((ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) != NULL)
 		sockaddr_text(ci->client_addr, client, sizeof(client));
-	req = request_new(uri, client);
+	req = request_new(uri, c != NULL ? conn_client(c) : client); /* made once a connection */
 	if (req == NULL)
 		return NULL;
 	if (uri[path_len] == '?')
