@@ -52,13 +52,64 @@ CREATE INDEX intake_log_status_idx ON leadintake.intake_log (status, id);
 CREATE INDEX intake_log_failed_idx ON leadintake.intake_log (id) WHERE status >= 400;
 -- One agent's requests.
 CREATE INDEX intake_log_agent_idx ON leadintake.intake_log (leadintake.asked_agent(payload), id);
--- Open failures, by group (md5: a 400's error names every bad field, too long for a key).
-CREATE INDEX intake_log_open_failures_idx
-    ON leadintake.intake_log (pg_catalog.md5(error), leadintake.asked_agent(payload), id)
-    WHERE status >= 400 AND status < 500 AND replayed_by IS NULL;
 -- What a replay row replays (the request's detail).
 CREATE INDEX intake_log_replayed_by_idx ON leadintake.intake_log (replayed_by)
     WHERE replayed_by IS NOT NULL;
+
+-- ---------------------------------------------------------------- open failures
+-- The log's open failures (4xx, not replayed), kept by the log writer and triggers: the failures
+-- page groups them, and at 10 million log rows they are spread over the whole log, one heap
+-- page each (0.9 s for 73,000 of them, test/bench/CONSOLE.md); here they are a few MB.
+CREATE TABLE leadintake.open_failures (
+    log_id       bigint PRIMARY KEY,
+    status       integer NOT NULL,
+    error        text,
+    agent        text,
+    received_at  timestamptz NOT NULL
+);
+COMMENT ON TABLE leadintake.open_failures IS
+    'Internal: the intake_log rows answered 4xx and not replayed, kept by the log writer and the log''s triggers';
+CREATE INDEX open_failures_agent_idx ON leadintake.open_failures (agent);
+SELECT pg_catalog.pg_extension_config_dump('leadintake.open_failures', '');
+INSERT INTO leadintake.open_failures
+SELECT id, status, error, leadintake.asked_agent(payload), received_at FROM leadintake.intake_log
+ WHERE status >= 400 AND status < 500;
+
+-- A row's change, as the triggers' WHEN clauses let through: its old entry goes, the new one
+-- comes when the row is an open failure. SECURITY DEFINER: whoever may write the log.
+CREATE FUNCTION leadintake.open_failures_sync() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM leadintake.open_failures WHERE log_id = OLD.id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status >= 400 AND NEW.status < 500
+       AND NEW.replayed_by IS NULL THEN
+        INSERT INTO leadintake.open_failures (log_id, status, error, agent, received_at)
+        VALUES (NEW.id, NEW.status, NEW.error, leadintake.asked_agent(NEW.payload), NEW.received_at);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION leadintake.open_failures_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    TRUNCATE leadintake.open_failures;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION leadintake.open_failures_sync() FROM PUBLIC;
+REVOKE ALL ON FUNCTION leadintake.open_failures_truncate() FROM PUBLIC;
+-- The extension's log writer adds a 4xx itself (extension/log.c): an insert trigger's WHEN
+-- clause would cost every logged row. These follow what else changes a row: a replay, a
+-- DBA's UPDATE, purge_log's DELETE, a TRUNCATE.
+CREATE TRIGGER open_failures_update AFTER UPDATE ON leadintake.intake_log FOR EACH ROW
+    WHEN ((OLD.status >= 400 AND OLD.status < 500 AND OLD.replayed_by IS NULL)
+          OR (NEW.status >= 400 AND NEW.status < 500 AND NEW.replayed_by IS NULL))
+    EXECUTE FUNCTION leadintake.open_failures_sync();
+CREATE TRIGGER open_failures_delete AFTER DELETE ON leadintake.intake_log FOR EACH ROW
+    WHEN (OLD.status >= 400 AND OLD.status < 500 AND OLD.replayed_by IS NULL)
+    EXECUTE FUNCTION leadintake.open_failures_sync();
+CREATE TRIGGER open_failures_truncate AFTER TRUNCATE ON leadintake.intake_log
+    FOR EACH STATEMENT EXECUTE FUNCTION leadintake.open_failures_truncate();
 
 -- ---------------------------------------------------------------- argument helpers
 -- args must be an object with no key outside allowed (NULL counts as {}).
@@ -264,13 +315,11 @@ BEGIN
                    'first_at', leadintake.console_time(g.first_at),
                    'last_at', leadintake.console_time(g.last_at), 'latest_id', g.latest_id)
                    ORDER BY g.n DESC, g.latest_id DESC)
-          FROM (SELECT min(l.status) AS status, min(l.error) AS error,
-                       leadintake.asked_agent(l.payload) AS agent, count(*) AS n,
-                       min(l.received_at) AS first_at, max(l.received_at) AS last_at,
-                       max(l.id) AS latest_id
-                  FROM leadintake.intake_log l
-                 WHERE l.status >= 400 AND l.status < 500 AND l.replayed_by IS NULL
-                 GROUP BY md5(l.error), leadintake.asked_agent(l.payload)
+          FROM (SELECT min(f.status) AS status, f.error, f.agent, count(*) AS n,
+                       min(f.received_at) AS first_at, max(f.received_at) AS last_at,
+                       max(f.log_id) AS latest_id
+                  FROM leadintake.open_failures f
+                 GROUP BY f.error, f.agent
                  ORDER BY n DESC, latest_id DESC LIMIT 200) AS g), '[]'));
 END $$;
 
@@ -318,24 +367,23 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     a jsonb := leadintake.console_args(args, ARRAY['error', 'agent']);
     err text := leadintake.console_required(leadintake.console_text(a, 'error'), 'error');
-    agent text := leadintake.console_text(a, 'agent');
+    asked text := leadintake.console_text(a, 'agent');
     batch constant integer := 500;
     n_ok integer := 0;
     n_failed integer := 0;
     stopped_at bigint;
     more boolean;
-    log_id bigint;
+    row_id bigint;
     r record;
 BEGIN
-    FOR log_id IN
+    FOR row_id IN
         SELECT l.id FROM leadintake.intake_log l
-         WHERE l.status >= 400 AND l.status < 500 AND l.replayed_by IS NULL
-           AND md5(l.error) = md5(err) AND l.error = err AND l.payload IS NOT NULL
-           AND (leadintake.asked_agent(l.payload) = agent
-                OR (agent IS NULL AND leadintake.asked_agent(l.payload) IS NULL))
-         ORDER BY l.id LIMIT batch FOR UPDATE SKIP LOCKED
+         WHERE l.id IN (SELECT f.log_id FROM leadintake.open_failures f
+                         WHERE f.error = err AND f.agent IS NOT DISTINCT FROM asked)
+           AND l.replayed_by IS NULL AND l.payload IS NOT NULL
+         ORDER BY l.id LIMIT batch FOR UPDATE OF l SKIP LOCKED
     LOOP
-        SELECT * INTO r FROM leadintake.console_replay_row(log_id);
+        SELECT * INTO r FROM leadintake.console_replay_row(row_id);
         IF r.status < 400 THEN
             n_ok := n_ok + 1;
         ELSE
@@ -345,11 +393,8 @@ BEGIN
         END IF;
     END LOOP;
     more := stopped_at IS NULL AND EXISTS (
-        SELECT 1 FROM leadintake.intake_log l
-         WHERE l.status >= 400 AND l.status < 500 AND l.replayed_by IS NULL
-           AND md5(l.error) = md5(err) AND l.error = err AND l.payload IS NOT NULL
-           AND (leadintake.asked_agent(l.payload) = agent
-                OR (agent IS NULL AND leadintake.asked_agent(l.payload) IS NULL)));
+        SELECT 1 FROM leadintake.open_failures f JOIN leadintake.intake_log l ON l.id = f.log_id
+         WHERE f.error = err AND f.agent IS NOT DISTINCT FROM asked AND l.payload IS NOT NULL);
     RETURN jsonb_build_object('replayed', n_ok + n_failed, 'ok', n_ok, 'failed', n_failed,
                               'more', more, 'stopped_at', stopped_at);
 END $$;
@@ -362,9 +407,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'id', g.id, 'username', g.username, 'display_name', g.display_name,
         'dialer_user_id', g.dialer_user_id, 'active', g.active,
         'created_at', leadintake.console_time(g.created_at),
-        'open_failures', (SELECT count(*) FROM leadintake.intake_log l
-                           WHERE l.status >= 400 AND l.status < 500 AND l.replayed_by IS NULL
-                             AND leadintake.asked_agent(l.payload) IN (g.username, g.dialer_user_id)))
+        'open_failures', (SELECT count(*) FROM leadintake.open_failures f
+                           WHERE f.agent IN (g.username, g.dialer_user_id)))
 $$;
 
 CREATE FUNCTION leadintake.console_agents(args jsonb) RETURNS jsonb
@@ -372,11 +416,9 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 BEGIN
     PERFORM leadintake.console_args(args, '{}');
     RETURN jsonb_build_object('agents', coalesce((
-        WITH open AS (
-            SELECT leadintake.asked_agent(l.payload) AS agent, count(*) AS n
-              FROM leadintake.intake_log l
-             WHERE l.status >= 400 AND l.status < 500 AND l.replayed_by IS NULL
-             GROUP BY 1)
+        -- MATERIALIZED: once, not once per agent
+        WITH open AS MATERIALIZED (
+            SELECT f.agent, count(*) AS n FROM leadintake.open_failures f GROUP BY 1)
         SELECT jsonb_agg(jsonb_build_object(
                    'id', g.id, 'username', g.username, 'display_name', g.display_name,
                    'dialer_user_id', g.dialer_user_id, 'active', g.active,

@@ -1,14 +1,16 @@
 /*
  * log.c: the intake_log row of every outcome that reaches the database (contract section 2),
- * its one-line error text, and the NOTIFY of a stored lead.
+ * its one-line error text, the NOTIFY of a stored lead and the open failure of a 4xx.
  */
 #include "leadintake.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 
 /* intake_log's columns as li_log writes them: one parameter each. */
 typedef enum LogColumn
@@ -121,8 +123,35 @@ li_error_text(Intake *in)
 }
 
 /*
+ * A 4xx is an open failure until the console replays it: its entry in
+ * leadintake.open_failures (1.6; docs/console.md, "Speed"). Written here, for the failures
+ * alone, rather than by an insert trigger, whose WHEN clause every logged row would pay for
+ * (it is parsed again for each statement). Before the update to 1.6 there is no such table.
+ */
+static void
+log_open_failure(Intake *in, Datum *values, char *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid nsp = get_namespace_oid("leadintake", true);
+	Oid types[5] = {INT8OID, INT4OID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+	Datum args[5] = {Int64GetDatum(in->log_id), values[LOG_STATUS], values[LOG_ERROR],
+					 values[LOG_PAYLOAD], values[LOG_RECEIVED_AT]};
+	char arg_nulls[5] = {' ', ' ', nulls[LOG_ERROR], nulls[LOG_PAYLOAD], ' '};
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("open_failures", nsp)))
+		return;
+	if (plan == NULL)
+		plan = li_keep_plan("INSERT INTO leadintake.open_failures"
+							" (log_id, status, error, agent, received_at)"
+							" VALUES ($1, $2, $3, leadintake.asked_agent($4), $5)",
+							5, types);
+	if (SPI_execute_plan(plan, args, arg_nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the open failure");
+}
+
+/*
  * The intake_log row (contract section 2): every outcome that reaches the database; a
- * stored lead is also announced, once per call.
+ * stored lead is also announced, once per call; a 4xx is an open failure.
  */
 void
 li_log(Intake *in)
@@ -159,4 +188,6 @@ li_log(Intake *in)
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (stored)
 		notify(in, in->log_id);
+	else if (in->status >= 400 && in->status < 500)
+		log_open_failure(in, values, nulls);
 }

@@ -9,7 +9,7 @@
 --   pg_prove -d DB test/pgtap/console.sql     (DB with CREATE EXTENSION pgtap, dblink)
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(139);
+SELECT plan(144);
 
 DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
@@ -94,7 +94,7 @@ SELECT ok(has_schema_privilege('leadintake_console', 'leadintake', 'USAGE')
 SET ROLE leadintake_pgtap_console;
 SELECT is(pg_temp.state(format('SELECT 1 FROM leadintake.%I', t)), '42501',
           'console member: cannot SELECT from leadintake.' || t)
-  FROM unnest(ARRAY['agents', 'leads', 'intake_log', 'inbox', 'phone_claims']) AS t;
+  FROM unnest(ARRAY['agents', 'leads', 'intake_log', 'inbox', 'phone_claims', 'open_failures']) AS t;
 SELECT is(pg_temp.state(s), '42501', 'console member: cannot call ' || w)
   FROM (VALUES ('http_intake', $$SELECT leadintake.http_intake('\x7b7d', 'k', NULL, false)$$),
                ('spool_intake', $$SELECT leadintake.spool_intake('\x7b7d', 'k', NULL, false, now())$$),
@@ -272,10 +272,10 @@ SELECT is(pg_temp.state(format('SELECT leadintake.console_replay_group(%L)', a))
 RESET ROLE;
 
 -- 501 failures of one group: 500 a call
-INSERT INTO leadintake.intake_log (source, status, error, payload)
-SELECT 'http', 404, 'Agent with username ''bulk'' not found',
-       jsonb_build_object('user', 'bulk', 'lead_id', 'BULK-' || i)
-  FROM generate_series(1, 501) AS i;
+SELECT count(*) FROM generate_series(1, 501) AS i,
+       leadintake.http_intake(convert_to(format('{"user":"bulk","lead_id":"BULK-%s"}', i), 'UTF8'),
+                              'dialer', NULL, false) AS h
+ WHERE h.status = 404 \gset
 INSERT INTO leadintake.agents (username) VALUES ('bulk');
 SET ROLE leadintake_pgtap_console;
 SELECT is(leadintake.console_replay_group('{"error": "Agent with username ''bulk'' not found", "agent": "bulk"}'),
@@ -287,6 +287,27 @@ SELECT is(leadintake.console_replay_group('{"error": "Agent with username ''bulk
 RESET ROLE;
 SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id LIKE 'BULK-%'), 501::bigint,
     '... 501 leads made');
+
+-- leadintake.open_failures follows the log, whatever writes it
+CREATE FUNCTION pg_temp.open_mismatch() RETURNS SETOF text LANGUAGE sql AS $$
+    (SELECT format('%s %s %s %s', log_id, status, error, agent) FROM leadintake.open_failures
+     EXCEPT ALL
+     SELECT format('%s %s %s %s', id, status, error, leadintake.asked_agent(payload)) FROM leadintake.intake_log
+      WHERE status >= 400 AND status < 500 AND replayed_by IS NULL)
+    UNION ALL
+    (SELECT format('%s %s %s %s', id, status, error, leadintake.asked_agent(payload)) FROM leadintake.intake_log
+      WHERE status >= 400 AND status < 500 AND replayed_by IS NULL
+     EXCEPT ALL
+     SELECT format('%s %s %s %s', log_id, status, error, agent) FROM leadintake.open_failures) $$;
+SELECT is_empty('SELECT * FROM pg_temp.open_mismatch()',
+    'open_failures: exactly the log''s 4xx rows not replayed, after the replays');
+DELETE FROM leadintake.intake_log WHERE id = pg_temp.id(7);
+SELECT is((SELECT count(*) FROM leadintake.open_failures WHERE log_id = pg_temp.id(7)), 0::bigint,
+    'open_failures: a log row deleted (as purge_log does) leaves it');
+UPDATE leadintake.intake_log SET status = 404 WHERE id = pg_temp.id(1);
+SELECT is((SELECT status FROM leadintake.open_failures WHERE log_id = pg_temp.id(1)), 404,
+    'open_failures: a row updated to a 4xx by hand joins it');
+UPDATE leadintake.intake_log SET status = 201 WHERE id = pg_temp.id(1);
 
 -- ================================================================ agents
 SET ROLE leadintake_pgtap_console;
@@ -392,6 +413,11 @@ SELECT now() - interval '3 days' + i * interval '1 second',
        || CASE WHEN i = 12345 THEN '{"comments": "call back: Needle-XYZ"}'::jsonb ELSE '{}' END
   FROM generate_series(1, 100000) AS i;
 RESET ROLE;
+-- (by hand, so their open failures too, as the log writer adds them)
+INSERT INTO leadintake.open_failures
+SELECT id, status, error, leadintake.asked_agent(payload), received_at FROM leadintake.intake_log
+ WHERE status >= 400 AND status < 500 AND replayed_by IS NULL
+   AND id NOT IN (SELECT log_id FROM leadintake.open_failures);
 SELECT count(*) AS log_rows, count(*) FILTER (WHERE status >= 400) AS failed_rows,
        count(*) FILTER (WHERE status = 404 AND payload ->> 'user' = 'agent3') AS agent3_404
   FROM leadintake.intake_log \gset
@@ -440,6 +466,10 @@ SELECT is((SELECT format('%s %s %s', jsonb_array_length(r -> 'rows'), r -> 'sear
     'q: no match among the newest 10,000 rows: none, searched 10000, next_before the last row read');
 SELECT is((SELECT seen FROM pg_temp.page_all('{"q": "needle-xyz"}')), ARRAY[:needle]::bigint[],
     'q: paging on with before finds the one old row that matches, once');
+RESET ROLE;
+TRUNCATE leadintake.intake_log;
+SELECT is((SELECT count(*) FROM leadintake.open_failures), 0::bigint,
+    'open_failures: TRUNCATE of the log empties it');
 
 SELECT * FROM finish();
 ROLLBACK;
