@@ -44,17 +44,14 @@ CREATE FUNCTION leadintake.asked_agent(payload jsonb) RETURNS text
 COMMENT ON FUNCTION leadintake.asked_agent(jsonb) IS
     'The agent a payload asked for: dialer_user_id, else user, trimmed (first 200 characters)';
 
--- ---------------------------------------------------------------- indexes of the pages
--- A page is newest first by id: each filter has an index that yields its rows in that order
--- (docs/console.md, "Speed"). An exact status code:
-CREATE INDEX intake_log_status_idx ON leadintake.intake_log (status, id);
--- failed, 4xx: rare among 201s, so a scan of the whole log by id would read most of it.
-CREATE INDEX intake_log_failed_idx ON leadintake.intake_log (id) WHERE status >= 400;
--- One agent's requests.
-CREATE INDEX intake_log_agent_idx ON leadintake.intake_log (leadintake.asked_agent(payload), id);
--- What a replay row replays (the request's detail).
-CREATE INDEX intake_log_replayed_by_idx ON leadintake.intake_log (replayed_by)
-    WHERE replayed_by IS NOT NULL;
+-- The reverse of replayed_by, written by the same replay: neither direction needs an index.
+ALTER TABLE leadintake.intake_log ADD COLUMN replay_of bigint;
+COMMENT ON COLUMN leadintake.intake_log.replay_of IS
+    'The log row this console replay ran again; NULL: not a console replay';
+
+-- No index on intake_log for the pages: every logged call would pay for each (it is opened
+-- and checked in every call's INSERT). The requests page reads the log newest first by its
+-- primary key, a filtered page at most 10,000 rows a call (docs/console.md, "Speed").
 
 -- ---------------------------------------------------------------- open failures
 -- The log's open failures (4xx, not replayed), kept by the log writer and triggers: the failures
@@ -83,7 +80,7 @@ BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         DELETE FROM leadintake.open_failures WHERE log_id = OLD.id;
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status >= 400 AND NEW.status < 500
+    IF TG_OP = 'UPDATE' AND NEW.status >= 400 AND NEW.status < 500
        AND NEW.replayed_by IS NULL THEN
         INSERT INTO leadintake.open_failures (log_id, status, error, agent, received_at)
         VALUES (NEW.id, NEW.status, NEW.error, leadintake.asked_agent(NEW.payload), NEW.received_at);
@@ -197,8 +194,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- ---------------------------------------------------------------- requests
--- The page's rows are read newest first through the index its filters match; with q, at most
--- 10,000 rows (after the other filters) are read per call (docs/console.md, "Speed").
+-- The page's rows, newest first; a filtered call reads at most 10,000 rows of the log and
+-- says how many it read (docs/console.md, "Speed").
 CREATE FUNCTION leadintake.console_requests(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -216,13 +213,13 @@ DECLARE
     last_read bigint;
     n_read integer := 0;
     next_before bigint;
+    filtered boolean;
     r record;
 BEGIN
     IF jsonb_typeof(a -> 'status') NOT IN ('string', 'number', 'null') THEN
         RAISE EXCEPTION 'argument "status" must be a string'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- literal bounds, so that the planner matches the partial index intake_log_failed_idx
     status_sql := CASE status_arg
         WHEN 'all' THEN 'true'
         WHEN 'ok' THEN 'l.status >= 200 AND l.status < 300'
@@ -238,21 +235,24 @@ BEGIN
     IF q = '' THEN
         q := NULL;
     END IF;
+    filtered := status_arg <> 'all' OR agent IS NOT NULL OR q IS NOT NULL;
 
+    -- newest first by the primary key; the filters are tested on each row read, so that a
+    -- filtered call reads at most search_bound rows however rare its matches are
     FOR r IN EXECUTE format(
         $q$SELECT l AS entry, l.id,
-                  $4 IS NULL OR strpos(lower(concat_ws(' ', l.error, l.key_name, l.payload::text,
-                                                       l.raw_body)), $4) > 0 AS hit
+                  (%s) AND ($1 IS NULL OR leadintake.asked_agent(l.payload) = $1)
+                  AND ($4 IS NULL OR strpos(lower(concat_ws(' ', l.error, l.key_name,
+                                                            l.payload::text, l.raw_body)), $4) > 0)
+                  AS hit
              FROM leadintake.intake_log l
-            WHERE %s %s AND ($2 IS NULL OR l.id < $2) AND ($3 IS NULL OR l.id > $3)
-            ORDER BY l.id DESC LIMIT $5$q$,
-        status_sql,
-        CASE WHEN agent IS NOT NULL THEN 'AND leadintake.asked_agent(l.payload) = $1' ELSE '' END)
-        USING agent, before_id, after_id, q, CASE WHEN q IS NULL THEN page_size + 1 ELSE search_bound END
+            WHERE ($2 IS NULL OR l.id < $2) AND ($3 IS NULL OR l.id > $3)
+            ORDER BY l.id DESC LIMIT $5$q$, status_sql)
+        USING agent, before_id, after_id, q, CASE WHEN filtered THEN search_bound ELSE page_size + 1 END
     LOOP
         n_read := n_read + 1;
         last_read := r.id;
-        CONTINUE WHEN NOT r.hit;
+        CONTINUE WHEN r.hit IS NOT TRUE;  -- NULL: no agent, no error text
         IF cardinality(page) = page_size THEN
             next_before := last_kept;  -- one more matches: there is an older page
             EXIT;
@@ -261,7 +261,7 @@ BEGIN
         last_kept := r.id;
     END LOOP;
     -- the search stopped at its bound: the next page goes on from the last row it read
-    IF next_before IS NULL AND q IS NOT NULL AND n_read = search_bound THEN
+    IF next_before IS NULL AND filtered AND n_read = search_bound THEN
         next_before := last_read;
     END IF;
 
@@ -269,7 +269,7 @@ BEGIN
         'rows', to_jsonb(page),
         'next_before', next_before,
         'newest_id', (SELECT max(l.id) FROM leadintake.intake_log l))
-        || CASE WHEN q IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('searched', n_read) END;
+        || CASE WHEN filtered THEN jsonb_build_object('searched', n_read) ELSE '{}'::jsonb END;
 END $$;
 
 -- One request with its payload, its field reasons, its lead and its replays.
@@ -288,7 +288,7 @@ BEGIN
         'request', leadintake.console_row(l) || jsonb_build_object(
             'payload', l.payload, 'raw_body', l.raw_body, 'duration_ms', l.duration_ms,
             'client_addr', host(l.client_addr),
-            'replay_of', (SELECT o.id FROM leadintake.intake_log o WHERE o.replayed_by = l.id)),
+            'replay_of', l.replay_of),
         'reasons', CASE WHEN l.payload IS NULL THEN '{}'::jsonb ELSE leadintake.check_payload(l.payload) END,
         'lead', (SELECT to_jsonb(d) || jsonb_build_object('assigned_agent_username', g.username)
                    FROM leadintake.leads d LEFT JOIN leadintake.agents g ON g.id = d.assigned_agent_id
@@ -331,6 +331,7 @@ BEGIN
     SELECT r.status, r.response, r.id INTO status, response, id
       FROM leadintake.replay_outcome(log_id) AS r;
     UPDATE leadintake.intake_log l SET replayed_by = console_replay_row.id WHERE l.id = log_id;
+    UPDATE leadintake.intake_log l SET replay_of = log_id WHERE l.id = console_replay_row.id;
 END $$;
 
 CREATE FUNCTION leadintake.console_replay(args jsonb) RETURNS jsonb

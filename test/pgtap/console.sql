@@ -9,7 +9,7 @@
 --   pg_prove -d DB test/pgtap/console.sql     (DB with CREATE EXTENSION pgtap, dblink)
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(144);
+SELECT plan(146);
 
 DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
@@ -466,7 +466,19 @@ SELECT is((SELECT format('%s %s %s', jsonb_array_length(r -> 'rows'), r -> 'sear
     'q: no match among the newest 10,000 rows: none, searched 10000, next_before the last row read');
 SELECT is((SELECT seen FROM pg_temp.page_all('{"q": "needle-xyz"}')), ARRAY[:needle]::bigint[],
     'q: paging on with before finds the one old row that matches, once');
+SELECT is((SELECT format('%s %s %s', jsonb_array_length(r -> 'rows'), r -> 'searched', r -> 'next_before')
+             FROM leadintake.console_requests('{"status": "599"}') AS r),
+    format('0 10000 %s', :q_stop),
+    'status: a code no row has reads the newest 10,000 rows, not the whole log, and says where it stopped');
 RESET ROLE;
+-- asked_agent() reads every payload listed and every 4xx logged: any JSON a body holds must be loggable
+CREATE TEMP TABLE odd AS
+SELECT h.status FROM unnest(ARRAY['"a string"', '[1, 2]', '7', '{"user": {"a": 1}}']) WITH ORDINALITY AS b (body, o),
+       leadintake.http_intake(convert_to(b.body, 'UTF8'), 'k', NULL, false) AS h ORDER BY o;
+SELECT is((SELECT string_agg(r ->> 'status' || ' ' || coalesce(r ->> 'agent', 'null'), ', ' ORDER BY o DESC)
+             FROM jsonb_array_elements(leadintake.console_requests('{"limit": 4}') -> 'rows') WITH ORDINALITY AS e (r, o)),
+    '400 null, 400 null, 400 null, 400 {"a": 1}',
+    'a body that is a JSON string, array or number is logged and listed, its agent null');
 TRUNCATE leadintake.intake_log;
 SELECT is((SELECT count(*) FROM leadintake.open_failures), 0::bigint,
     'open_failures: TRUNCATE of the log empties it');

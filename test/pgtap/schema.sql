@@ -7,7 +7,7 @@
 --   pg_prove -d DB test/pgtap/schema.sql      (DB with CREATE EXTENSION pgtap, dblink)
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(141);
+SELECT plan(142);
 
 -- Created with the default search_path, as a DBA would.
 DROP EXTENSION IF EXISTS leadintake CASCADE;
@@ -84,7 +84,7 @@ SELECT col_type_is('leadintake', 'leads', 'extra', 'jsonb', 'leads.extra is json
 SELECT col_type_is('leadintake', 'leads', 'created_at', 'timestamp with time zone', 'leads.created_at is timestamp with time zone');
 SELECT col_type_is('leadintake', 'leads', 'updated_at', 'timestamp with time zone', 'leads.updated_at is timestamp with time zone');
 SELECT col_type_is('leadintake', 'leads', 'phone_valid', 'boolean', 'leads.phone_valid is boolean (1.5)');
-SELECT columns_are('leadintake', 'intake_log', ARRAY['id', 'received_at', 'source', 'key_name', 'client_addr', 'status', 'error', 'lead_id', 'created', 'duration_ms', 'payload', 'raw_body', 'replayed_by']);
+SELECT columns_are('leadintake', 'intake_log', ARRAY['id', 'received_at', 'source', 'key_name', 'client_addr', 'status', 'error', 'lead_id', 'created', 'duration_ms', 'payload', 'raw_body', 'replayed_by', 'replay_of']);
 SELECT col_type_is('leadintake', 'intake_log', 'id', 'bigint', 'intake_log.id is bigint');
 SELECT col_type_is('leadintake', 'intake_log', 'received_at', 'timestamp with time zone', 'intake_log.received_at is timestamp with time zone');
 SELECT col_type_is('leadintake', 'intake_log', 'source', 'leadintake.intake_source',
@@ -99,6 +99,7 @@ SELECT col_type_is('leadintake', 'intake_log', 'duration_ms', 'double precision'
 SELECT col_type_is('leadintake', 'intake_log', 'payload', 'jsonb', 'intake_log.payload is jsonb');
 SELECT col_type_is('leadintake', 'intake_log', 'raw_body', 'text', 'intake_log.raw_body is text');
 SELECT col_type_is('leadintake', 'intake_log', 'replayed_by', 'bigint', 'intake_log.replayed_by is bigint (1.6)');
+SELECT col_type_is('leadintake', 'intake_log', 'replay_of', 'bigint', 'intake_log.replay_of is bigint (1.6)');
 SELECT columns_are('leadintake', 'inbox', ARRAY['id', 'payload', 'enqueued_at', 'processed_at', 'status', 'error', 'lead_id']);
 SELECT col_type_is('leadintake', 'inbox', 'id', 'bigint', 'inbox.id is bigint');
 SELECT col_type_is('leadintake', 'inbox', 'payload', 'jsonb', 'inbox.payload is jsonb');

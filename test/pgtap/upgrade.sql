@@ -22,7 +22,7 @@
 -- described again: both must be identical, kind by kind.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(91);
+SELECT plan(92);
 
 CREATE FUNCTION pg_temp.describe() RETURNS TABLE (kind text, item text)
 LANGUAGE sql AS $$
@@ -213,7 +213,7 @@ LANGUAGE sql AS $$
     SELECT 'leads', count(*), md5(string_agg((to_jsonb(x) - 'phone_valid')::text, '|' ORDER BY x.id))
       FROM leadintake.leads x
     UNION ALL
-    SELECT 'intake_log', count(*), md5(string_agg((to_jsonb(x) - 'replayed_by')::text, '|' ORDER BY x.id))
+    SELECT 'intake_log', count(*), md5(string_agg((to_jsonb(x) - 'replayed_by' - 'replay_of')::text, '|' ORDER BY x.id))
       FROM leadintake.intake_log x
     UNION ALL
     SELECT 'inbox', count(*), md5(string_agg(x::text, '|' ORDER BY x.id)) FROM leadintake.inbox x
@@ -332,6 +332,10 @@ SELECT is((SELECT r.source::text || ' ' || r.status FROM leadintake.intake_log o
              JOIN leadintake.intake_log r ON r.id = o.replayed_by
             WHERE o.payload ->> 'lead_id' = 'UP-Q3' AND o.source = 'inbox'),
     'replay 404', '... and the original row''s replayed_by names the replay''s row');
+SELECT is((SELECT r.replay_of = o.id FROM leadintake.intake_log o
+             JOIN leadintake.intake_log r ON r.id = o.replayed_by
+            WHERE o.payload ->> 'lead_id' = 'UP-Q3' AND o.source = 'inbox'),
+    true, '... and the replay''s replay_of names the original');
 
 -- ================================================================ the same objects as a fresh 1.6
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.describe();
