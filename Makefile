@@ -90,7 +90,7 @@ endif
 # (a copy of shim/'s sources, built there with its own Makefile: no object is shared)
 sanitize-shim:
 	mkdir -p $(SANITIZE_DIR) && echo '*' >$(SANITIZE_DIR)/.gitignore
-	cp -u shim/*.c shim/*.h shim/Makefile $(SANITIZE_DIR)/
+	cp -u shim/*.c shim/*.h shim/Makefile $(SANITIZE_DIR)/ && cp -ru shim/console $(SANITIZE_DIR)/
 	$(MAKE) -C $(SANITIZE_DIR) CFLAGS="-O1 -g $(SAN_UB) -fsanitize=address" \
 		LDFLAGS="-fsanitize=address,undefined" leadintake-shim
 

@@ -8,13 +8,15 @@
 # 1001..1003), the shim's login role `crm_shim` as docs/shim.md sets it up (scripts/lib.sh
 # li_shim_role_sql), writes a demo API key file and, when shim/leadintake-shim was built,
 # starts the HTTP shim as crm_shim, with --allow-query-key (on the demo only: a key in a URL
-# is known to every agent; docs/vicidial.md). It prints how to send a lead with psql, with
+# is known to every agent; docs/vicidial.md) and the console (a generated console key;
+# docs/console.md). It prints how to send a lead with psql, with
 # curl and as a ready VICIdial Dispo Call URL (scripts/lib.sh li_vicidial_url), then waits: Ctrl-C (or SIGTERM) stops the shim and the cluster and deletes the temporary
 # directory.
 #
 # Environment:
 #   LEADINTAKE_DEMO_PORT       PostgreSQL port (default 5433)
 #   LEADINTAKE_DEMO_HTTP_PORT  the shim's port on 127.0.0.1 (default 8080)
+#   LEADINTAKE_DEMO_CONSOLE_PORT  the console's port on 127.0.0.1 (default 8081)
 # Must run as root (it installs packages, and runs the server as the user postgres).
 
 set -uo pipefail
@@ -25,6 +27,7 @@ cd "$LI_ROOT" || exit 1
 
 PG_PORT=${LEADINTAKE_DEMO_PORT:-5433}
 HTTP_PORT=${LEADINTAKE_DEMO_HTTP_PORT:-8080}
+CONSOLE_PORT=${LEADINTAKE_DEMO_CONSOLE_PORT:-8081}
 WORK=""
 SHIM_PID=""
 SLEEP_PID=""
@@ -102,6 +105,10 @@ KEY_FILE="$WORK/api-keys"
 KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 (umask 077 && printf 'demo:%s\n' "$KEY" >"$KEY_FILE")
 chmod 600 "$KEY_FILE"
+# the console's key: a file of its own (a dialer key never opens the console)
+CONSOLE_KEY_FILE="$WORK/console-keys"
+CONSOLE_KEY=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+(umask 077 && printf 'demo-admin:%s\n' "$CONSOLE_KEY" >"$CONSOLE_KEY_FILE")
 
 CONNINFO="host=$SOCK port=$PG_PORT dbname=leadintake user=postgres"
 SHIM_CONNINFO="host=$SOCK port=$PG_PORT dbname=leadintake user=crm_shim"
@@ -110,11 +117,14 @@ URL="http://127.0.0.1:$HTTP_PORT/api/leads/from-dialer/"
 if [ -x "$SHIM" ]; then
     if li_port_in_use "$HTTP_PORT"; then
         li_log "warning: port $HTTP_PORT is in use (set LEADINTAKE_DEMO_HTTP_PORT): shim not started"
+    elif li_port_in_use "$CONSOLE_PORT"; then
+        li_log "warning: port $CONSOLE_PORT is in use (set LEADINTAKE_DEMO_CONSOLE_PORT): shim not started"
     else
         echo "== shim"
         # --allow-query-key for the demo's VICIdial URL only: see the warning printed below
         "$SHIM" --db "$SHIM_CONNINFO" --listen "127.0.0.1:$HTTP_PORT" --api-key-file "$KEY_FILE" \
-            --allow-query-key --spool-dir "$WORK/spool" &
+            --allow-query-key --spool-dir "$WORK/spool" \
+            --console-key-file "$CONSOLE_KEY_FILE" --console-listen "127.0.0.1:$CONSOLE_PORT" &
         SHIM_PID=$!
         up=0
         for _ in $(seq 1 100); do
@@ -162,6 +172,9 @@ VICIdial Dispo Call URL for this demo (paste it in the campaign's Dispo Call URL
 fills in every --A--field--B--; the shim runs with --allow-query-key for it):
   $(li_vicidial_url "$URL" "$KEY")
 RISK: a key in a URL is known to every agent (browsers, VICIdial's and proxies' logs): docs/vicidial.md.
+
+Console: http://127.0.0.1:$CONSOLE_PORT/console/   (sign in with the console key below)
+  console key: $CONSOLE_KEY   (key file $CONSOLE_KEY_FILE, name 'demo-admin')
 
 Health: curl -sS http://127.0.0.1:$HTTP_PORT/healthz    Metrics: curl -sS http://127.0.0.1:$HTTP_PORT/metrics
 While PostgreSQL is away, requests wait up to 10 s (--db-wait), then go to the spool in

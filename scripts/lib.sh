@@ -22,7 +22,9 @@
 #                                 build the shim (make shim, when shim/Makefile exists);
 #                                 returns 1 when the extension fails, 2 when the shim fails
 #   li_shim_role_sql ROLE         print the SQL that creates ROLE as the shim's login role
-#                                 (docs/shim.md): member of leadintake_shim, and no statement
+#                                 (docs/shim.md): member of leadintake_shim, and of
+#                                 leadintake_console when the extension has it (1.6: the
+#                                 console's calls, docs/console.md), and no statement
 #                                 parameter (the request body) in the server log
 #   li_vicidial_url BASE KEY      print docs/vicidial.md's Dispo Call URL (every field as
 #                                 VICIdial's --A--field--B--) on BASE (the intake URL) with
@@ -240,6 +242,13 @@ li_shim_role_sql() {
 CREATE ROLE $1 LOGIN IN ROLE leadintake_shim;
 ALTER ROLE $1 SET log_parameter_max_length = 0;
 ALTER ROLE $1 SET log_parameter_max_length_on_error = 0;
+DO \$\$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'leadintake_console') THEN
+        GRANT leadintake_console TO $1;
+    END IF;
+END
+\$\$;
 EOF
 }
 

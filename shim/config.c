@@ -42,6 +42,10 @@ enum
 	OPT_DB_WAIT,
 	OPT_SPOOL_DIR,
 	OPT_SPOOL_MAX,
+	OPT_CONSOLE_KEY_FILE,
+	OPT_CONSOLE_LISTEN,
+	OPT_CONSOLE_DB,
+	OPT_CONSOLE_IDLE,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -109,6 +113,15 @@ static const Setting settings[] = {
 	 "most bytes the spool may hold, k/M/G suffixes; past it 503 (default 1G)"},
 	{OPT_DRAIN_TIMEOUT, "drain-timeout", "LEADINTAKE_DRAIN_TIMEOUT", "SECONDS",
 	 "on SIGTERM, longest wait for requests in flight (default 30)"},
+	{OPT_CONSOLE_KEY_FILE, "console-key-file", "LEADINTAKE_CONSOLE_KEY_FILE", "FILE",
+	 "console keys, one name:secret a line, a file of its own (never a dialer key); "
+	 "reloaded on SIGHUP; without it no console listens (default none)"},
+	{OPT_CONSOLE_LISTEN, "console-listen", "LEADINTAKE_CONSOLE_LISTEN", "HOST:PORT",
+	 "the console's own address, /console/ (TLS as --tls-cert) (default 127.0.0.1:8081)"},
+	{OPT_CONSOLE_DB, "console-db", "LEADINTAKE_CONSOLE_DB", "CONNINFO",
+	 "the console's database connection, a role in leadintake_console (default --db)"},
+	{OPT_CONSOLE_IDLE, "console-idle", "LEADINTAKE_CONSOLE_IDLE", "SECONDS",
+	 "a console session unused this long ends (default 43200: 12 h)"},
 	{OPT_HELP, "help", NULL, NULL, "show this help and exit"},
 	{OPT_VERSION, "version", NULL, NULL, "show the version and exit"},
 };
@@ -171,10 +184,11 @@ usage(void)
 		   "\n"
 		   "The HTTP front of the leadintake PostgreSQL extension: POST or GET\n"
 		   "/api/leads/from-dialer/ (JSON, form or query string), GET /healthz and\n"
-		   "GET /metrics.\n"
+		   "GET /metrics; with --console-key-file, the console on a listen address of its\n"
+		   "own (docs/console.md).\n"
 		   "Every option can also be set by its environment variable; an option given on\n"
 		   "the command line wins. A bad setting exits with status 2.\n"
-		   "Signals: SIGHUP reloads the API key file; SIGTERM (or SIGINT) stops accepting,\n"
+		   "Signals: SIGHUP reloads the key files; SIGTERM (or SIGINT) stops accepting,\n"
 		   "answers the requests in flight, then exits 0.\n\n",
 		   SHIM_NAME);
 	for (i = 0; i < NSETTINGS; i++)
@@ -370,12 +384,24 @@ apply(int id, const char *v, bool from_env)
 		case OPT_SPOOL_MAX:
 			c->spool_max = parse_size(s, v, 1024ULL * 1024 * 1024 * 1024);
 			break;
+		case OPT_CONSOLE_KEY_FILE:
+			c->console_key_file = *v ? v : NULL;
+			break;
+		case OPT_CONSOLE_LISTEN:
+			c->console_listen = v;
+			break;
+		case OPT_CONSOLE_DB:
+			c->console_db = v;
+			break;
+		case OPT_CONSOLE_IDLE:
+			c->console_idle = parse_uint(s, v, 1, 30 * 86400);
+			break;
 	}
 }
 
-/* HOST:PORT, [V6]:PORT or :PORT (all IPv4 interfaces) into the listen address. */
+/* HOST:PORT, [V6]:PORT or :PORT (all IPv4 interfaces) into the address of --flag. */
 static void
-parse_listen(const char *v)
+parse_listen(const char *flag, const char *v, struct sockaddr_storage *addr, socklen_t *addrlen)
 {
 	char host[256];
 	const char *port;
@@ -390,7 +416,7 @@ parse_listen(const char *v)
 		const char *close = strchr(v, ']');
 
 		if (close == NULL || close[1] != ':' || (size_t) (close - v - 1) >= sizeof(host))
-			die("bad --listen \"%s\": expected HOST:PORT or [IPV6]:PORT", v);
+			die("bad --%s \"%s\": expected HOST:PORT or [IPV6]:PORT", flag, v);
 		memcpy(host, v + 1, close - v - 1);
 		host[close - v - 1] = '\0';
 		port = close + 2;
@@ -401,7 +427,7 @@ parse_listen(const char *v)
 
 		if (colon == NULL || memchr(v, ':', colon - v) != NULL ||
 			(size_t) (colon - v) >= sizeof(host))
-			die("bad --listen \"%s\": expected HOST:PORT or [IPV6]:PORT", v);
+			die("bad --%s \"%s\": expected HOST:PORT or [IPV6]:PORT", flag, v);
 		memcpy(host, v, colon - v);
 		host[colon - v] = '\0';
 		port = colon + 1;
@@ -409,16 +435,16 @@ parse_listen(const char *v)
 	errno = 0;
 	portnum = strtoul(port, &end, 10);
 	if (*port == '\0' || *end != '\0' || errno || portnum > 65535)
-		die("bad --listen \"%s\": the port must be a number from 0 to 65535", v);
+		die("bad --%s \"%s\": the port must be a number from 0 to 65535", flag, v);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = host[0] ? AF_UNSPEC : AF_INET;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV | (host[0] ? 0 : AI_PASSIVE);
 	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (rc != 0 || res == NULL)
-		die("bad --listen \"%s\": %s", v, rc ? gai_strerror(rc) : "no address");
-	memcpy(&shim_config.listen_addr, res->ai_addr, res->ai_addrlen);
-	shim_config.listen_addrlen = res->ai_addrlen;
+		die("bad --%s \"%s\": %s", flag, v, rc ? gai_strerror(rc) : "no address");
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
 }
 
@@ -485,6 +511,8 @@ config_load(int argc, char **argv)
 	c->drain_timeout = 30;
 	c->db_wait = 10;
 	c->spool_max = 1024ULL * 1024 * 1024;
+	c->console_listen = "127.0.0.1:8081";
+	c->console_idle = 12 * 3600;
 
 	/* the environment first: a flag on the command line then wins */
 	for (i = 0; i < NSETTINGS; i++)
@@ -537,7 +565,11 @@ config_load(int argc, char **argv)
 	if (c->api_key_file == NULL || *c->api_key_file == '\0')
 		die("no API key file: give --api-key-file FILE or LEADINTAKE_API_KEY_FILE "
 			"(one name:secret a line)");
-	parse_listen(c->listen);
+	parse_listen("listen", c->listen, &c->listen_addr, &c->listen_addrlen);
+	parse_listen("console-listen", c->console_listen, &c->console_addr, &c->console_addrlen);
+	if (c->console_key_file && c->api_key_file && strcmp(c->console_key_file, c->api_key_file) == 0)
+		die("--console-key-file must be a file of its own, not the --api-key-file: a dialer key "
+			"never opens the console");
 	if (c->dashboard_url)
 		check_dashboard_url(c->dashboard_url);
 	if ((c->tls_cert == NULL) != (c->tls_key == NULL))

@@ -76,8 +76,8 @@ set_db_state(bool up, const char *why)
 }
 
 /* The first line of a libpq message, for the operator's log. */
-static void
-first_line(const char *msg, char *out, size_t outlen)
+void
+db_first_line(const char *msg, char *out, size_t outlen)
 {
 	size_t n = 0;
 
@@ -157,8 +157,8 @@ next_result(PGconn *conn, BatchClock *clock, PGresult **r)
  * the first error result, else the last result; NULL when the connection was lost or the
  * deadline passed (the connection must then be dropped).
  */
-static PGresult *
-await_result(PGconn *conn, double deadline)
+PGresult *
+db_await(PGconn *conn, double deadline)
 {
 	BatchClock clock = {deadline, deadline, true}; /* nothing to cancel: one command */
 	PGresult *kept = NULL;
@@ -188,8 +188,8 @@ await_result(PGconn *conn, double deadline)
  * Sends nothing: checks whether an idle connection was closed by the server meanwhile (a
  * restart sends a FATAL notice, then EOF; the two may need a read each).
  */
-static bool
-idle_conn_alive(PGconn *conn)
+bool
+db_conn_alive(PGconn *conn)
 {
 	struct pollfd pfd;
 	PGnotify *n;
@@ -232,13 +232,13 @@ setup_command(PGconn *conn, const char *prepare_as, int nparams, const char *sql
 		sent = PQsendQuery(conn, sql);
 	if (!sent)
 	{
-		first_line(PQerrorMessage(conn), err, errlen);
+		db_first_line(PQerrorMessage(conn), err, errlen);
 		return false;
 	}
-	r = await_result(conn, now_monotonic() + shim_config.connect_timeout + QUERY_GRACE);
+	r = db_await(conn, now_monotonic() + shim_config.connect_timeout + QUERY_GRACE);
 	ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
-		first_line(r ? PQresultErrorMessage(r) : "no answer from the database", err, errlen);
+		db_first_line(r ? PQresultErrorMessage(r) : "no answer from the database", err, errlen);
 	PQclear(r);
 	return ok;
 }
@@ -251,8 +251,8 @@ ignore_notice(void *arg, const char *message)
 	(void) message;
 }
 
-static PGconn *
-connect_db(char *err, size_t errlen)
+PGconn *
+db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen)
 {
 	char timeout[16];
 	char sql[96];
@@ -262,7 +262,7 @@ connect_db(char *err, size_t errlen)
 	const char *const keywords[] = {
 		"connect_timeout",     "application_name", "keepalives", "keepalives_idle",
 		"keepalives_interval", "keepalives_count", "dbname",     NULL};
-	const char *values[] = {timeout, SHIM_NAME, "1", "30", "10", "3", shim_config.db, NULL};
+	const char *values[] = {timeout, application_name, "1", "30", "10", "3", conninfo, NULL};
 
 	snprintf(timeout, sizeof(timeout), "%u", shim_config.connect_timeout);
 	conn = PQconnectdbParams(keywords, values, 1);
@@ -273,14 +273,29 @@ connect_db(char *err, size_t errlen)
 	}
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
-		first_line(PQerrorMessage(conn), err, errlen);
+		db_first_line(PQerrorMessage(conn), err, errlen);
 		PQfinish(conn);
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, ignore_notice, NULL);
 	snprintf(sql, sizeof(sql), "SET statement_timeout = %u", shim_config.query_timeout_ms);
-	if (!setup_command(conn, NULL, 0, sql, err, errlen) ||
-		!setup_command(conn, STMT_NAME, STMT_NPARAMS, STMT_SQL, err, errlen) ||
+	if (!setup_command(conn, NULL, 0, sql, err, errlen))
+	{
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* A worker's session: the intake statements prepared. */
+static PGconn *
+connect_db(char *err, size_t errlen)
+{
+	PGconn *conn = db_connect(shim_config.db, SHIM_NAME, err, errlen);
+
+	if (conn == NULL)
+		return NULL;
+	if (!setup_command(conn, STMT_NAME, STMT_NPARAMS, STMT_SQL, err, errlen) ||
 		(spool_enabled() &&
 		 !setup_command(conn, SPOOL_STMT_NAME, SPOOL_NPARAMS, SPOOL_STMT_SQL, err, errlen)))
 	{
@@ -308,7 +323,7 @@ ensure_ready(Db *db)
 	bool prober;
 	bool busy_elsewhere;
 
-	if (db->conn != NULL && !idle_conn_alive(db->conn))
+	if (db->conn != NULL && !db_conn_alive(db->conn))
 		db_close(db);
 	if (db->conn != NULL)
 		return true;
@@ -352,8 +367,8 @@ ensure_ready(Db *db)
  * (55P03): a class, or a whole code. The extension keeps the same list (its unavailable(),
  * extension/leadintake.c); test/e2e/twin_lists.sh checks the two.
  */
-static bool
-sqlstate_unavailable(const char *code)
+bool
+db_sqlstate_unavailable(const char *code)
 {
 	static const char *const unavailable_sqlstates[] = {"08", "53",    "57",   "58",
 														"40", "25006", "55P03"};
@@ -379,7 +394,7 @@ classify(PGconn *conn, PGresult *r, bool *drop_conn)
 	if (r == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		*drop_conn = true;
-		first_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), msg, sizeof(msg));
+		db_first_line(r ? PQresultErrorMessage(r) : PQerrorMessage(conn), msg, sizeof(msg));
 		set_db_state(false, *msg ? msg : "connection lost or no answer in time");
 		return DB_UNAVAILABLE;
 	}
@@ -387,7 +402,7 @@ classify(PGconn *conn, PGresult *r, bool *drop_conn)
 		return DB_OK;
 
 	code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	first_line(PQresultErrorMessage(r), msg, sizeof(msg));
+	db_first_line(PQresultErrorMessage(r), msg, sizeof(msg));
 	if (code == NULL)
 	{
 		/* an error libpq made itself: the connection is in doubt */
@@ -395,7 +410,7 @@ classify(PGconn *conn, PGresult *r, bool *drop_conn)
 		set_db_state(false, msg);
 		return DB_UNAVAILABLE;
 	}
-	if (sqlstate_unavailable(code))
+	if (db_sqlstate_unavailable(code))
 	{
 		/* a serialization failure, a deadlock or a timeout leave the session usable */
 		*drop_conn = !(strncmp(code, "40", 2) == 0 || strcmp(code, "57014") == 0 ||
@@ -641,8 +656,8 @@ db_ping(Db *db)
 		return DB_UNAVAILABLE;
 	atomic_fetch_add(&n_busy, 1);
 	if (PQsendQuery(db->conn, "SELECT 1"))
-		r = await_result(db->conn,
-						 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
+		r = db_await(db->conn,
+					 now_monotonic() + shim_config.query_timeout_ms / 1000.0 + QUERY_GRACE);
 	outcome = classify(db->conn, r, &drop_conn);
 	PQclear(r);
 	if (drop_conn)

@@ -2,6 +2,7 @@
  * http.c: the HTTP side on libmicrohttpd: the accept policy, framing, routes, methods (405),
  * 404, 401, 415, 413, 429, the answers and TLS versions; an intake request becomes exactly one
  * call of leadintake.http_intake, waits for the database (--db-wait), or goes to the spool.
+ * The console's test lead takes the same path in-process: a request with no connection.
  */
 #include "shim.h"
 
@@ -25,9 +26,6 @@
  * that the client gets its 413; past this many more bytes the connection is just closed.
  */
 #define DISCARD_LIMIT (1024 * 1024)
-
-/* TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996). GnuTLS priority string. */
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* How soon a request waiting for the database (--db-wait) tries again, at most. */
 #define DB_RETRY_INTERVAL 0.25
@@ -80,9 +78,14 @@ typedef struct Request
 	atomic_bool done;
 	DbOutcome outcome;
 	IntakeResult result;
+	char *answer; /* in-process (no connection): the body of the answer */
 } Request;
 
 static atomic_bool draining;
+
+/* In-process requests (http_intake_get) wait here for their worker. */
+static pthread_mutex_t inproc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t inproc_done = PTHREAD_COND_INITIALIZER;
 
 /* ---------------------------------------------------------------- connections */
 
@@ -164,6 +167,13 @@ respond(struct MHD_Connection *con, Request *req, int status, const char *body, 
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
+	if (con == NULL)
+	{
+		/* in-process: the caller reads the answer (its headers are for browsers only) */
+		req->answer = strndup(body, len);
+		req->status = req->answer ? status : 0;
+		return req->answer ? MHD_YES : MHD_NO;
+	}
 	resp = MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
@@ -581,6 +591,14 @@ respond_redirect(struct MHD_Connection *con, Request *req, const IntakeResult *r
 static void
 resume(Request *req)
 {
+	if (req->con == NULL)
+	{
+		pthread_mutex_lock(&inproc_lock);
+		atomic_store(&req->done, true);
+		pthread_cond_broadcast(&inproc_done);
+		pthread_mutex_unlock(&inproc_lock);
+		return;
+	}
 	atomic_store(&req->done, true);
 	MHD_resume_connection(req->con);
 }
@@ -702,7 +720,8 @@ submit(struct MHD_Connection *con, Request *req)
 {
 	req->con = con;
 	req->submitted = true;
-	MHD_suspend_connection(con); /* before the worker can resume it */
+	if (con != NULL)
+		MHD_suspend_connection(con); /* before the worker can resume it */
 	work_submit(&req->job, req->route == ROUTE_HEALTH ? run_pings : run_intakes, req);
 	return MHD_YES;
 }
@@ -892,18 +911,13 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 	return finish_intake(con, req);
 }
 
-/* Called with the raw request line's URI, before anything else: the request begins. */
-static void *
-request_begins(void *cls, const char *uri, struct MHD_Connection *con)
+/* A new request for uri from client; NULL when out of memory. */
+static Request *
+request_new(const char *uri, const char *client)
 {
 	Request *req = calloc(1, sizeof(Request));
-	const union MHD_ConnectionInfo *ci;
-	Conn *c = conn_of(con);
 	size_t path_len = strcspn(uri, "?#");
 
-	(void) cls;
-	if (c != NULL)
-		conn_request_begins(c, NULL); /* its deadline, even if req cannot be made */
 	if (req == NULL)
 		return NULL;
 	req->start = now_monotonic();
@@ -912,14 +926,7 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 	buf_init(&req->body);
 	buf_init(&req->payload);
 	atomic_init(&req->done, false);
-	if (c != NULL)
-		snprintf(req->client, sizeof(req->client), "%s", conn_client(c)); /* once a connection */
-	else
-	{
-		ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		if (ci)
-			sockaddr_text(ci->client_addr, req->client, sizeof(req->client));
-	}
+	snprintf(req->client, sizeof(req->client), "%s", client);
 	req->path = strndup(uri, path_len);
 	if (uri[path_len] == '?')
 		req->query = strndup(uri + path_len + 1, strcspn(uri + path_len + 1, "#"));
@@ -930,6 +937,28 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 		free(req);
 		return NULL;
 	}
+	metrics_inflight_add(1);
+	return req;
+}
+
+/* Called with the raw request line's URI, before anything else: the request begins. */
+static void *
+request_begins(void *cls, const char *uri, struct MHD_Connection *con)
+{
+	Request *req;
+	const union MHD_ConnectionInfo *ci;
+	Conn *c = conn_of(con);
+	size_t path_len = strcspn(uri, "?#");
+	char client[CLIENT_ADDR_MAX] = "";
+
+	(void) cls;
+	if (c != NULL)
+		conn_request_begins(c, NULL); /* its deadline, even if req cannot be made */
+	else if ((ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) != NULL)
+		sockaddr_text(ci->client_addr, client, sizeof(client));
+	req = request_new(uri, c != NULL ? conn_client(c) : client); /* made once a connection */
+	if (req == NULL)
+		return NULL;
 	if (uri[path_len] == '?')
 	{
 		/*
@@ -940,7 +969,6 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 		 */
 		((char *) uri)[path_len + 1] = '\0';
 	}
-	metrics_inflight_add(1);
 	if (c != NULL)
 		conn_request_begins(c, req); /* freed with the connection if libmicrohttpd forgets it */
 	return req;
@@ -971,6 +999,7 @@ request_end(Request *req)
 	buf_free(&req->payload);
 	free(req->result.response);
 	free(req->result.dashboard_query);
+	free(req->answer);
 	free(req);
 	metrics_inflight_add(-1);
 }
@@ -989,6 +1018,42 @@ request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
 		return;
 	*req_cls = NULL;
 	request_end(req);
+}
+
+/* ---------------------------------------------------------------- in-process */
+
+int
+http_intake_get(const char *query, const char *key_name, const char *client, char **body)
+{
+	Request *req = request_new(INTAKE_PATH "/", client);
+	int status;
+
+	*body = NULL;
+	if (req == NULL)
+		return 0;
+	snprintf(req->method, sizeof(req->method), "GET");
+	snprintf(req->key_name, sizeof(req->key_name), "%s", key_name);
+	req->route = ROUTE_INTAKE;
+	req->kind = BODY_NONE;
+	req->authed = true; /* the console named the key: its secret is not needed */
+	req->query = strdup(query);
+	if (req->query == NULL || !form_parse(&req->query_params, req->query, strlen(req->query)))
+		respond_internal(NULL, req);
+	else
+		finish_intake(NULL, req);
+	if (req->submitted)
+	{
+		pthread_mutex_lock(&inproc_lock);
+		while (!atomic_load(&req->done))
+			pthread_cond_wait(&inproc_done, &inproc_lock);
+		pthread_mutex_unlock(&inproc_lock);
+		answer_intake(NULL, req);
+	}
+	status = req->status;
+	*body = req->answer;
+	req->answer = NULL;
+	request_end(req);
+	return status;
 }
 
 /* ---------------------------------------------------------------- the daemon */
@@ -1026,8 +1091,8 @@ accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
  */
 #define MHD_LOG_PER_SECOND 10
 
-static void
-mhd_logger(void *cls, const char *fmt, va_list ap)
+void
+http_mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static double window_start;
@@ -1092,7 +1157,7 @@ http_start(void)
 			   ? ntohs(((const struct sockaddr_in6 *) &c->listen_addr)->sin6_port)
 			   : ntohs(((const struct sockaddr_in *) &c->listen_addr)->sin_port);
 	d = MHD_start_daemon(
-		flags, port, accept_policy, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
+		flags, port, accept_policy, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_logger,
 		NULL, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) c->max_connections_per_ip,
 		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *) &c->listen_addr,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) c->threads, MHD_OPTION_CONNECTION_TIMEOUT,

@@ -1,6 +1,7 @@
 /*
- * keys.c: the API key file (name:secret lines), loaded at start and again on SIGHUP, and the
- * constant-time check of a presented key; only a key's name ever leaves this file.
+ * keys.c: the key files (name:secret lines: the dialer's API keys, the console's keys), each
+ * loaded at start and again on SIGHUP, and the constant-time check of a presented key; only
+ * a key's name ever leaves this file.
  */
 #include "shim.h"
 
@@ -27,8 +28,17 @@ typedef struct KeySet
 	int count;
 } KeySet;
 
-static pthread_rwlock_t keys_lock = PTHREAD_RWLOCK_INITIALIZER;
-static KeySet *current;
+struct KeyRing
+{
+	const char *what; /* "API key file", "console key file": for messages */
+	pthread_rwlock_t lock;
+	KeySet *current; /* under lock */
+};
+
+static KeyRing dialer_ring = {"API key file", PTHREAD_RWLOCK_INITIALIZER, NULL};
+static KeyRing console_ring = {"console key file", PTHREAD_RWLOCK_INITIALIZER, NULL};
+KeyRing *const dialer_keys = &dialer_ring;
+KeyRing *const console_keys = &console_ring;
 
 static void
 keyset_free(KeySet *set)
@@ -75,9 +85,28 @@ valid_name(const char *s)
 	return true;
 }
 
-bool
-keys_load(const char *path, char *err, size_t errlen)
+/* A key of set whose secret is also one of other's (both rings' keys apart), or NULL. */
+static const Key *
+shared_secret(const KeySet *set, KeyRing *other)
 {
+	const Key *shared = NULL;
+
+	if (other == NULL)
+		return NULL;
+	pthread_rwlock_rdlock(&other->lock);
+	for (int i = 0; other->current != NULL && i < set->count && !shared; i++)
+		for (int j = 0; j < other->current->count && !shared; j++)
+			if (strcmp(set->keys[i].secret, other->current->keys[j].secret) == 0)
+				shared = &set->keys[i];
+	pthread_rwlock_unlock(&other->lock);
+	return shared;
+}
+
+bool
+keyring_load(KeyRing *ring, const char *path, KeyRing *other, char *err, size_t errlen)
+{
+	const Key *shared;
+
 	FILE *f;
 	KeySet *set;
 	KeySet *old;
@@ -89,11 +118,12 @@ keys_load(const char *path, char *err, size_t errlen)
 	f = fopen(path, "r");
 	if (f == NULL)
 	{
-		snprintf(err, errlen, "cannot read API key file \"%s\": %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read %s \"%s\": %s", ring->what, path, strerror(errno));
 		return false;
 	}
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0077) != 0)
-		log_msg("warning: API key file \"%s\" is readable by group or others (chmod 600 it)", path);
+		log_msg("warning: %s \"%s\" is readable by group or others (chmod 600 it)", ring->what,
+				path);
 	set = calloc(1, sizeof(KeySet));
 	if (set == NULL)
 	{
@@ -177,18 +207,26 @@ keys_load(const char *path, char *err, size_t errlen)
 	}
 	if (ferror(f))
 	{
-		snprintf(err, errlen, "cannot read API key file \"%s\": %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read %s \"%s\": %s", ring->what, path, strerror(errno));
 		goto fail;
 	}
 	fclose(f);
 	memset(line, 0, sizeof(line));
+	if ((shared = shared_secret(set, other)) != NULL)
+	{
+		/* a dialer key never opens the console, a console key never posts a lead */
+		snprintf(err, errlen, "%s: the secret of key \"%s\" is also a key of the %s", path,
+				 shared->name, other->what);
+		keyset_free(set);
+		return false;
+	}
 	if (set->count == 0)
-		log_msg("warning: API key file \"%s\" holds no key: every intake request gets 401", path);
+		log_msg("warning: %s \"%s\" holds no key: nobody can authenticate", ring->what, path);
 
-	pthread_rwlock_wrlock(&keys_lock);
-	old = current;
-	current = set;
-	pthread_rwlock_unlock(&keys_lock);
+	pthread_rwlock_wrlock(&ring->lock);
+	old = ring->current;
+	ring->current = set;
+	pthread_rwlock_unlock(&ring->lock);
 	keyset_free(old);
 	return true;
 
@@ -204,14 +242,16 @@ fail:
  * presented length, so that the time taken tells nothing about which bytes matched.
  */
 bool
-keys_match(const char *secret, size_t len, char *name, size_t namelen)
+keyring_match(KeyRing *ring, const char *secret, size_t len, char *name, size_t namelen)
 {
+	const KeySet *current;
 	int i;
 	int found = -1;
 
 	if (len == 0 || len > SECRET_MAX)
 		return false;
-	pthread_rwlock_rdlock(&keys_lock);
+	pthread_rwlock_rdlock(&ring->lock);
+	current = ring->current;
 	for (i = 0; current != NULL && i < current->count; i++)
 	{
 		const Key *k = &current->keys[i];
@@ -230,17 +270,63 @@ keys_match(const char *secret, size_t len, char *name, size_t namelen)
 	}
 	if (found >= 0)
 		snprintf(name, namelen, "%s", current->keys[found].name);
-	pthread_rwlock_unlock(&keys_lock);
+	pthread_rwlock_unlock(&ring->lock);
 	return found >= 0;
+}
+
+int
+keyring_count(KeyRing *ring)
+{
+	int n;
+
+	pthread_rwlock_rdlock(&ring->lock);
+	n = ring->current ? ring->current->count : 0;
+	pthread_rwlock_unlock(&ring->lock);
+	return n;
+}
+
+bool
+keyring_has(KeyRing *ring, const char *name)
+{
+	bool found = false;
+
+	pthread_rwlock_rdlock(&ring->lock);
+	for (int i = 0; ring->current != NULL && i < ring->current->count && !found; i++)
+		found = strcmp(ring->current->keys[i].name, name) == 0;
+	pthread_rwlock_unlock(&ring->lock);
+	return found;
+}
+
+void
+keyring_names(KeyRing *ring, Buf *out)
+{
+	pthread_rwlock_rdlock(&ring->lock);
+	buf_puts(out, "[");
+	for (int i = 0; ring->current != NULL && i < ring->current->count; i++)
+	{
+		if (i > 0)
+			buf_puts(out, ", ");
+		buf_json_string(out, ring->current->keys[i].name, strlen(ring->current->keys[i].name));
+	}
+	buf_puts(out, "]");
+	pthread_rwlock_unlock(&ring->lock);
+}
+
+/* The dialer's keys: what the intake endpoint (and its fuzz harnesses) use. */
+bool
+keys_load(const char *path, char *err, size_t errlen)
+{
+	return keyring_load(dialer_keys, path, NULL, err, errlen);
+}
+
+bool
+keys_match(const char *secret, size_t len, char *name, size_t namelen)
+{
+	return keyring_match(dialer_keys, secret, len, name, namelen);
 }
 
 int
 keys_count(void)
 {
-	int n;
-
-	pthread_rwlock_rdlock(&keys_lock);
-	n = current ? current->count : 0;
-	pthread_rwlock_unlock(&keys_lock);
-	return n;
+	return keyring_count(dialer_keys);
 }

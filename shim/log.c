@@ -1,6 +1,7 @@
 /*
- * log.c: the one JSON line per request on stdout (no secret, no query string, no body; written
- * in batches) and the operator's messages on stderr; also the clock the other parts measure with.
+ * log.c: the one JSON line per request (and per console sign-in) on stdout (no secret, no query
+ * string, no body; written in batches) and the operator's messages on stderr; also the clock
+ * the other parts measure with.
  */
 #include "shim.h"
 
@@ -117,19 +118,52 @@ flush_locked(void)
 	pending_len = 0;
 }
 
+/* Queues one whole line (or writes it at once to a terminal). */
+static void
+log_line(const Buf *b)
+{
+	if (b->oom)
+		return;
+	pthread_mutex_lock(&log_lock);
+	if (stdout_tty < 0)
+		stdout_tty = isatty(STDOUT_FILENO);
+	if (b->len > sizeof(pending) - pending_len)
+		flush_locked();
+	if (stdout_tty || b->len > sizeof(pending))
+	{
+		/* nothing is pending: the order of the lines is kept */
+		fwrite(b->data, 1, b->len, stdout);
+		fflush(stdout);
+	}
+	else
+	{
+		memcpy(pending + pending_len, b->data, b->len);
+		pending_len += b->len;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* {"time":"..." : the start of every line. */
+static void
+line_start(Buf *b)
+{
+	char ts[48];
+
+	format_time(ts, sizeof(ts));
+	buf_puts(b, "{\"time\":\"");
+	buf_puts(b, ts);
+	buf_puts(b, "\"");
+}
+
 void
 log_request(const RequestLog *r)
 {
 	Buf b;
-	char ts[48];
 	char frac[4];
 	unsigned long long us;
 
-	format_time(ts, sizeof(ts));
 	buf_init(&b);
-	buf_puts(&b, "{\"time\":\"");
-	buf_puts(&b, ts);
-	buf_puts(&b, "\"");
+	line_start(&b);
 	json_field(&b, "method", r->method, 32);
 	json_field(&b, "path", r->path, 512);
 	buf_puts(&b, ",\"status\":");
@@ -148,26 +182,23 @@ log_request(const RequestLog *r)
 	json_field(&b, "key", r->key_name, KEY_NAME_MAX);
 	json_field(&b, "client", r->client_addr, 64);
 	buf_puts(&b, "}\n");
-	if (!b.oom)
-	{
-		pthread_mutex_lock(&log_lock);
-		if (stdout_tty < 0)
-			stdout_tty = isatty(STDOUT_FILENO);
-		if (b.len > sizeof(pending) - pending_len)
-			flush_locked();
-		if (stdout_tty || b.len > sizeof(pending))
-		{
-			/* nothing is pending: the order of the lines is kept */
-			fwrite(b.data, 1, b.len, stdout);
-			fflush(stdout);
-		}
-		else
-		{
-			memcpy(pending + pending_len, b.data, b.len);
-			pending_len += b.len;
-		}
-		pthread_mutex_unlock(&log_lock);
-	}
+	log_line(&b);
+	buf_free(&b);
+}
+
+void
+log_sign_in(const char *key_name, bool ok, const char *client_addr)
+{
+	Buf b;
+
+	buf_init(&b);
+	line_start(&b);
+	buf_puts(&b, ",\"event\":\"console_sign_in\"");
+	json_field(&b, "key", key_name, KEY_NAME_MAX);
+	buf_puts(&b, ok ? ",\"ok\":true" : ",\"ok\":false");
+	json_field(&b, "client", client_addr, 64);
+	buf_puts(&b, "}\n");
+	log_line(&b);
 	buf_free(&b);
 }
 

@@ -1,6 +1,6 @@
 /*
- * main.c: start-up (configuration, keys, pool, HTTP daemon) and the signals: SIGHUP reloads
- * the key file; SIGTERM or SIGINT stops accepting, drains the requests in flight, exits 0.
+ * main.c: start-up (configuration, keys, pool, HTTP daemons) and the signals: SIGHUP reloads
+ * the key files; SIGTERM or SIGINT stops accepting, drains the requests in flight, exits 0.
  */
 #include "shim.h"
 
@@ -20,11 +20,11 @@ sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The URL the shim answers on, for the start-up message. */
+/* The URL a daemon answers on at the address, for the start-up message. */
 static void
-listen_url(unsigned port, char *out, size_t outlen)
+listen_url(const struct sockaddr_storage *addr, unsigned port, char *out, size_t outlen)
 {
-	const struct sockaddr *sa = (const struct sockaddr *) &shim_config.listen_addr;
+	const struct sockaddr *sa = (const struct sockaddr *) addr;
 	char host[INET6_ADDRSTRLEN] = "";
 	const char *scheme = shim_config.tls_cert ? "https" : "http";
 
@@ -45,6 +45,7 @@ main(int argc, char **argv)
 {
 	sigset_t sigs;
 	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *console = NULL;
 	char err[512];
 	char url[128];
 	int sig;
@@ -52,6 +53,12 @@ main(int argc, char **argv)
 
 	config_load(argc, argv);
 	if (!keys_load(shim_config.api_key_file, err, sizeof(err)))
+	{
+		fprintf(stderr, "%s: %s\n", SHIM_NAME, err);
+		return EXIT_CONFIG;
+	}
+	if (shim_config.console_key_file &&
+		!keyring_load(console_keys, shim_config.console_key_file, dialer_keys, err, sizeof(err)))
 	{
 		fprintf(stderr, "%s: %s\n", SHIM_NAME, err);
 		return EXIT_CONFIG;
@@ -102,9 +109,21 @@ main(int argc, char **argv)
 				SHIM_NAME, shim_config.listen, shim_config.tls_cert ? " with TLS" : "");
 		return EXIT_CONFIG;
 	}
-	listen_url(http_bound_port(daemon), url, sizeof(url));
+	listen_url(&shim_config.listen_addr, http_bound_port(daemon), url, sizeof(url));
 	log_msg("listening on %s (%d API keys, %u database connections, %u threads)", url, keys_count(),
 			shim_config.pool_size, shim_config.threads);
+	if (shim_config.console_key_file)
+	{
+		console = console_start(url);
+		if (console == NULL)
+		{
+			fprintf(stderr, "%s: cannot serve the console on %s (see the message above)\n",
+					SHIM_NAME, shim_config.console_listen);
+			return EXIT_CONFIG;
+		}
+		listen_url(&shim_config.console_addr, http_bound_port(console), url, sizeof(url));
+		log_msg("console on %s/console/ (%d console keys)", url, keyring_count(console_keys));
+	}
 
 	for (;;)
 	{
@@ -113,14 +132,22 @@ main(int argc, char **argv)
 		if (sig != SIGHUP)
 			break;
 		log_flush();
-		if (keys_load(shim_config.api_key_file, err, sizeof(err)))
+		if (keyring_load(dialer_keys, shim_config.api_key_file, console_keys, err, sizeof(err)))
 			log_msg("SIGHUP: reloaded the API key file (%d keys)", keys_count());
 		else
 			log_msg("SIGHUP: %s; keeping the %d keys loaded before", err, keys_count());
+		if (shim_config.console_key_file == NULL)
+			continue;
+		if (keyring_load(console_keys, shim_config.console_key_file, dialer_keys, err, sizeof(err)))
+			log_msg("SIGHUP: reloaded the console key file (%d keys)", keyring_count(console_keys));
+		else
+			log_msg("SIGHUP: %s; keeping the %d console keys loaded before", err,
+					keyring_count(console_keys));
 	}
 
 	log_msg("%s: no new connections; answering %ld requests in flight",
 			sig == SIGTERM ? "SIGTERM" : "SIGINT", metrics_inflight());
+	console_stop(console); /* its test leads in flight end first: the workers still run */
 	http_quiesce(daemon);
 	deadline = now_monotonic() + shim_config.drain_timeout;
 	while (metrics_inflight() > 0 && now_monotonic() < deadline)

@@ -1,7 +1,7 @@
 /*
  * shim.h: what the files of leadintake-shim share: the configuration, the byte buffer and
- * the interface of each part (config, http, conns, form, jsonsecrets, spool, keys, db, work,
- * metrics, ratelimit, acl, log).
+ * the interface of each part (config, http, conns, form, jsonsecrets, jsonget, spool, keys, db,
+ * work, metrics, ratelimit, acl, log, and the console: console, session, consoledb).
  */
 #ifndef LEADINTAKE_SHIM_H
 #define LEADINTAKE_SHIM_H
@@ -51,6 +51,12 @@ typedef struct ShimConfig
 	unsigned db_wait;                /* seconds a request waits for an unavailable database */
 	const char *spool_dir;           /* NULL: no spool (503 after --db-wait) */
 	uint64_t spool_max;              /* bytes */
+	const char *console_key_file;    /* NULL: no console (contract section 9) */
+	const char *console_listen;      /* HOST:PORT as given */
+	struct sockaddr_storage console_addr;
+	socklen_t console_addrlen;
+	const char *console_db; /* libpq conninfo of the console's connection; NULL: --db */
+	unsigned console_idle;  /* seconds a console session may stay unused */
 } ShimConfig;
 
 extern ShimConfig shim_config;
@@ -123,14 +129,41 @@ extern void form_to_json(const Params *p, Buf *out);
  * the others as they were; false when s is not one JSON object (out is then incomplete).
  */
 extern bool json_drop_secrets(const char *s, size_t len, Buf *out);
+/* The end of the JSON value at s[i], every part of it valid JSON; 0 if none. */
+extern size_t json_value_end(const char *s, size_t len, size_t i);
+
+/* ---------------------------------------------------------------- jsonget.c */
+
+/*
+ * The string member name of the JSON object s, decoded (UTF-8) into out; false when s is not
+ * one JSON object, or name is missing, repeated or not a string.
+ */
+extern bool json_get_string(const char *s, size_t len, const char *name, Buf *out);
 
 /* ---------------------------------------------------------------- keys.c */
 
 #define KEY_NAME_MAX 128
 
-/* Loads the key file (name:secret lines); on failure keeps the old keys, fills err. */
-extern bool keys_load(const char *path, char *err, size_t errlen);
+/* One key file's keys: the dialer's (API keys) and the console's, never mixed. */
+typedef struct KeyRing KeyRing;
+extern KeyRing *const dialer_keys;
+extern KeyRing *const console_keys;
+
+/*
+ * Loads the key file (name:secret lines); on failure keeps the old keys, fills err. A secret
+ * that is also a key of other (if not NULL) is a failure: the two rings never share a key.
+ */
+extern bool keyring_load(KeyRing *ring, const char *path, KeyRing *other, char *err, size_t errlen);
 /* Constant-time look-up of a presented secret; on a match copies the key's name. */
+extern bool keyring_match(KeyRing *ring, const char *secret, size_t len, char *name,
+						  size_t namelen);
+extern int keyring_count(KeyRing *ring);
+/* True when the ring holds a key of that name. */
+extern bool keyring_has(KeyRing *ring, const char *name);
+/* The names of the ring's keys as a JSON array of strings, into out. */
+extern void keyring_names(KeyRing *ring, Buf *out);
+/* The same on the dialer's keys (keys_load: no other ring checked). */
+extern bool keys_load(const char *path, char *err, size_t errlen);
 extern bool keys_match(const char *secret, size_t len, char *name, size_t namelen);
 extern int keys_count(void);
 
@@ -216,6 +249,20 @@ extern void db_intake(Db *db, IntakeCall *const *calls, int n);
 extern DbOutcome db_ping(Db *db);
 extern void db_close(Db *db);
 extern void db_stats(DbStats *stats);
+/*
+ * A new session on conninfo as application_name, statement_timeout set (--query-timeout);
+ * NULL with err. For the console's connection (consoledb.c).
+ */
+extern struct pg_conn *db_connect(const char *conninfo, const char *application_name, char *err,
+								  size_t errlen);
+/* The first error result of the command sent on conn, else its last; NULL: lost or late. */
+extern struct pg_result *db_await(struct pg_conn *conn, double deadline);
+/* An idle session not closed by the server meanwhile (sends nothing). */
+extern bool db_conn_alive(struct pg_conn *conn);
+/* SQLSTATE classes and codes of "the database cannot serve now" (503). */
+extern bool db_sqlstate_unavailable(const char *code);
+/* The first line of a libpq message. */
+extern void db_first_line(const char *msg, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------- spool.c */
 
@@ -308,6 +355,9 @@ typedef struct RequestLog
 /* One JSON line on stdout, buffered: it is written by the next log_flush (or at once when
  * stdout is a terminal). */
 extern void log_request(const RequestLog *r);
+/* The same for a console sign-in attempt: the key's name (NULL: none matched), never the
+ * secret. */
+extern void log_sign_in(const char *key_name, bool ok, const char *client_addr);
 /* Writes the buffered request lines (whole lines); log_start's thread calls it every 100 ms,
  * log_stop a last time after stopping that thread. */
 extern void log_flush(void);
@@ -344,6 +394,12 @@ extern void sweeper_stop(void);
 
 struct MHD_Daemon;
 
+/* TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996). GnuTLS priority string. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* libmicrohttpd's messages on stderr, at most 10 a second (both daemons). */
+extern void http_mhd_logger(void *cls, const char *fmt, va_list ap);
+
 /* Starts the HTTP daemon with the configuration; NULL on failure (message on stderr). */
 extern struct MHD_Daemon *http_start(void);
 /* Closes every connection and stops the daemon and its deadline sweeper. */
@@ -351,6 +407,66 @@ extern void http_stop(struct MHD_Daemon *d);
 /* Stops accepting new connections; answers from now on carry Connection: close. */
 extern void http_quiesce(struct MHD_Daemon *d);
 extern unsigned http_bound_port(struct MHD_Daemon *d);
+/*
+ * A dialer GET with this query string, authenticated as the dialer key key_name, made
+ * in-process through the intake endpoint's own path (its checks, the workers, http_intake,
+ * its log line): the HTTP status, and the body in *body (malloc'd, or NULL on 0: no memory).
+ */
+extern int http_intake_get(const char *query, const char *key_name, const char *client_addr,
+						   char **body);
+
+/* ---------------------------------------------------------------- session.c */
+
+#define SESSION_TOKEN_LEN 64 /* hex of 32 random bytes */
+
+typedef struct SessionInfo
+{
+	char key_name[KEY_NAME_MAX];
+	char csrf[SESSION_TOKEN_LEN + 1];
+} SessionInfo;
+
+/* A new session for the console key; its cookie token in token; false: no randomness. */
+extern bool session_create(const char *key_name, char token[SESSION_TOKEN_LEN + 1]);
+/* The live session of a cookie token (its idle time starts again); false: none. */
+extern bool session_find(const char *token, SessionInfo *info);
+extern void session_end(const char *token);
+/* Constant-time comparison of two NUL-terminated tokens. */
+extern bool token_equal(const char *a, const char *b);
+/* True when the address failed too many sign-ins lately; the seconds to wait in *retry_after. */
+extern bool signin_blocked(const char *client_addr, unsigned *retry_after);
+extern void signin_failed(const char *client_addr);
+
+/* ---------------------------------------------------------------- consoledb.c */
+
+/*
+ * SELECT leadintake.<function>($1::jsonb) on the console's connection: the HTTP status
+ * (200, or the SQLSTATE's: docs/console.md) and the JSON body (the function's, or
+ * {"error": ...}) appended to out.
+ */
+extern int consoledb_call(const char *function, const char *args, Buf *out);
+/* Whether the console's last attempt reached the database. */
+extern bool consoledb_up(void);
+extern void consoledb_close(void);
+
+/* ---------------------------------------------------------------- console.c */
+
+/*
+ * The console's daemon on --console-listen; dialer_url: the dialer endpoint's scheme://host:port
+ * (set-up's default); NULL on failure (message on stderr).
+ */
+extern struct MHD_Daemon *console_start(const char *dialer_url);
+extern void console_stop(struct MHD_Daemon *d);
+
+/* The page's files, compiled in (console_files.c, made by console/embed.sh). */
+typedef struct ConsoleFile
+{
+	const char *name; /* NULL ends the table */
+	const char *content_type;
+	const unsigned char *data;
+	size_t len;
+} ConsoleFile;
+
+extern const ConsoleFile console_files[];
 
 /* ---------------------------------------------------------------- time */
 

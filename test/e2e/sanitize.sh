@@ -5,13 +5,14 @@
 #   1. builds the shim with ASan+UBSan (make sanitize-shim: a copy of shim/ built in
 #      build/sanitize, so shim/leadintake-shim is untouched), unless LEADINTAKE_ASAN_SHIM
 #      names one already built;
-#   2. runs the shim's whole end-to-end suite (test/e2e/shim.sh), then test/e2e/batch.sh (in
-#      a throwaway cluster of its own), against it: one assertion for each (its failures
-#      shown), one for "no sanitizer report" (ASan errors, leaks at exit, UBSan), from the
-#      sanitizers' log files and the shims' stderr;
+#   2. runs the shim's whole end-to-end suite (test/e2e/shim.sh), the console's
+#      (test/e2e/console.sh), then test/e2e/batch.sh (in a throwaway cluster of its own),
+#      against it: one assertion for each (its failures shown), one for "no sanitizer report"
+#      (ASan errors, leaks at exit, UBSan), from the sanitizers' log files and the shims' stderr;
 #   3. runs the normal shim under valgrind memcheck over a short mix of requests (every
-#      answer of the contract: 201, 303, 400, 401, 404, 405, 413, 415, healthz, metrics, a
-#      SIGHUP, SIGTERM): no error, nothing definitely or indirectly lost;
+#      answer of the contract: 201, 303, 400, 401, 404, 405, 413, 415, healthz, metrics; the
+#      console's sign-in, API calls, test lead, 403, 413, clients that leave mid-request,
+#      sign-out; a SIGHUP, SIGTERM): no error, nothing definitely or indirectly lost;
 #   4. with LEADINTAKE_SANITIZE_EXTENSION=1 (make check-sanitize, which installs the
 #      extension built with UBSan first): pg_regress and test/e2e/hostile.sh (5,000 SQL
 #      payloads, 1,000 HTTP requests) too, and no "runtime error" in the server's log.
@@ -131,12 +132,14 @@ asan_suite() {
 if [ -n "$ASAN_SHIM" ] && [ -x "$ASAN_SHIM" ]; then
     mkdir -p "$T/san"
     asan_suite shim
+    # the console (its own agents and roles) in a throwaway cluster of its own
+    asan_suite console -u LEADINTAKE_TEST_DB -u LEADINTAKE_TEST_CONNINFO
     # the batches (pipelines, re-runs) in a throwaway cluster of its own
     asan_suite batch -u LEADINTAKE_TEST_DB -u LEADINTAKE_TEST_CONNINFO
     # the reports: files of the sanitizers, and anything on the shims' stderr
     reports=$(ls "$T/san" 2>/dev/null)
     if [ -z "$reports" ] && ! grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' \
-            "$T/shim"/*.err "$T/batch"/*.err >/dev/null 2>&1; then
+            "$T/shim"/*.err "$T/console"/*.err "$T/batch"/*.err >/dev/null 2>&1; then
         ok "no AddressSanitizer, LeakSanitizer or UBSan report from any shim of the suite"
     else
         lines=()
@@ -159,13 +162,16 @@ if ! command -v valgrind >/dev/null; then
 else
     KEY=vg-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
     printf 'vg:%s\n' "$KEY" >"$T/vg.keys"
-    chmod 600 "$T/vg.keys"
+    CKEY=vgc-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    printf 'vgc:%s\n' "$CKEY" >"$T/vg.ckeys"
+    chmod 600 "$T/vg.keys" "$T/vg.ckeys"
     t0=$SECONDS
     valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
         --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --num-callers=20 \
         --log-file="$T/vg.log" "$NORMAL_SHIM" --listen 127.0.0.1:0 --db "$CONNINFO" \
         --api-key-file "$T/vg.keys" --allow-query-key --pool-size 2 --threads 2 \
         --max-body 4096 --dashboard-url https://crm.example.test/dash \
+        --console-key-file "$T/vg.ckeys" --console-listen 127.0.0.1:0 \
         >"$T/vg.out" 2>"$T/vg.err" &
     VG_PID=$!
     U=$(shim_url "$T/vg.err" "$VG_PID" http 600 0.1)
@@ -202,6 +208,36 @@ else
         codes+=$(c -H "$K" -H "$J" --data-binary '{"user": "agent1", "lead_id": "VG-HUP"}' "$A")
         is "valgrind: the request mix got the contract's answers" "$codes" \
             "201 201 303 201 201 303 201 201 303 400 400 400 404 401 404 405 413 413 415 200 200 201 "
+        # the console: every kind of answer, and clients that leave mid-request
+        CU=$(grep -Eo 'console on http://[^ ]+/console/' "$T/vg.err" | head -n1 | cut -d' ' -f3)
+        cc() { c -b "$T/vg.jar" -c "$T/vg.jar" "$@"; }
+        codes=$(cc -d "key=$CKEY" "${CU}api/sign-in")
+        csrf=$(curl -s -b "$T/vg.jar" "${CU}api/session" | sed -n 's/.*"csrf": "\([0-9a-f]*\)".*/\1/p')
+        X=(-H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json')
+        codes+=$(cc "${CU}api/session")
+        codes+=$(cc "${CU}api/agents")
+        codes+=$(cc "${CU}api/requests?limit=2")
+        codes+=$(cc "${CU}api/health")
+        codes+=$(cc "${CU}api/request?id=999999")
+        codes+=$(cc "${X[@]}" --data-binary '{"username": "agent1", "display_name": "x", "dialer_user_id": "1"}' "${CU}api/agent-add")
+        codes+=$(cc "${X[@]}" --data-binary '{"key_name": "vg", "query": "user=agent1&lead_id=VG-T1"}' "${CU}api/test-lead")
+        codes+=$(cc -H 'Content-Type: application/json' --data-binary '{}' "${CU}api/replay")
+        head -c 70000 /dev/zero | tr '\0' 'a' >"$T/big70k"
+        codes+=$(cc "${X[@]}" --data-binary @"$T/big70k" -H 'Transfer-Encoding: chunked' "${CU}api/replay")
+        codes+=$(cc "$CU")
+        codes+=$(cc -d "key=wrong" "${CU}api/sign-in")
+        python3 - "${CU#http://}" <<'EOF'
+import socket, sys
+host, port = sys.argv[1].split("/")[0].rsplit(":", 1)
+for data in (b"POST /console/api/sign-in HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nkey=abc",
+             b"GET /console/api/session HTTP/1.1\r\nHost: x\r\nCook"):
+    s = socket.create_connection((host, int(port)))
+    s.sendall(data)
+    s.close()
+EOF
+        codes+=$(cc "${X[@]}" --data-binary '{}' "${CU}api/sign-out")
+        is "valgrind: the console's mix got its answers" "$codes" \
+            "204 200 200 200 200 404 409 200 403 413 200 401 204 "
         kill -TERM "$VG_PID"
         for _ in $(seq 1 600); do kill -0 "$VG_PID" 2>/dev/null || break; sleep 0.1; done
         wait "$VG_PID"
@@ -218,7 +254,7 @@ else
             mapfile -t lines < <(grep -E -A12 'definitely lost in|indirectly lost in' "$T/vg.log" | head -n 40)
             not_ok "valgrind memcheck: nothing definitely or indirectly lost" "$lost" "${lines[@]}"
         fi
-        if grep -q "$KEY" "$T/vg.out" "$T/vg.err"; then
+        if grep -q -e "$KEY" -e "$CKEY" "$T/vg.out" "$T/vg.err"; then
             not_ok "valgrind run: the API key is in no output of the shim"
         else
             ok "valgrind run: the API key is in no output of the shim"

@@ -21,7 +21,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 B=${FUZZ_BUILD:-$HERE/build}
 SECS=${FUZZ_SECONDS:-15}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
-ALL=(form keys acl http jsonsecrets phone redact payload)
+ALL=(form keys acl http jsonsecrets jsonget phone redact payload)
 if [ $# -gt 0 ]; then HARNESSES=("$@"); else HARNESSES=("${ALL[@]}"); fi
 
 OWN_OUT=0
@@ -36,7 +36,7 @@ fi
 # Longest input per harness (bytes).
 max_len() {
     case $1 in
-        http|jsonsecrets) echo 4096 ;;
+        http|jsonsecrets|jsonget) echo 4096 ;;
         keys|payload|redact|form) echo 8192 ;;
         *) echo 1024 ;;
     esac
