@@ -778,10 +778,12 @@
     ]);
   }
 
-  // Bars per minute, oldest on the left, in a fixed viewBox: the chart scales with the page
-  // and never changes its size when it is redrawn. Presentation attributes only (CSP).
+  // Bars per minute, oldest on the left. The viewBox is the box's width when drawn (text at
+  // its real size on a phone too) and a fixed height: a redraw never changes the layout.
+  // Presentation attributes only (CSP).
   function chart(minutes) {
-    const W = 600, H = 160, left = 34, top = 10, bottom = 20;
+    const W = Math.max(280, Math.round($('health-chart').clientWidth) || 600);
+    const H = 160, left = 34, top = 10, bottom = 20;
     const plotH = H - top - bottom;
     const slot = (W - left) / Math.max(minutes.length, 60);
     const max = Math.max(1, ...minutes.map((m) => m.requests || 0));
