@@ -127,13 +127,15 @@
 
   // ------------------------------------------------------------------ session
 
-  function signedIn(s) {
+  // FOCUS: move the focus to the view's heading (not on the page's first load, so that the
+  // first Tab reaches the skip link).
+  function signedIn(s, focus) {
     session.csrf = s.csrf;
     session.keyName = s.key_name;
     $('who-name').textContent = s.key_name;
     $('nav').hidden = false;
     $('who').hidden = false;
-    route();
+    route(focus);
   }
 
   function signedOut(message) {
@@ -154,7 +156,7 @@
       const s = await api('session');
       $('signin-key').value = '';
       say('Signed in as ' + s.key_name + '.', 'ok');
-      signedIn(s);
+      signedIn(s, true);
     } catch (err) {
       if (err.status === 401) say('That key does not open the console.', 'error');
       else if (err.status === 429) {
@@ -189,7 +191,7 @@
     current = null;
   }
 
-  function route() {
+  function route(focus = true) {
     if (!session.csrf) return;
     const m = /^#([a-z]+)(?:\/(\d+))?$/.exec(location.hash) || [];
     let name = m[1];
@@ -200,7 +202,7 @@
     leaveCurrent();
     current = name;
     show(name);
-    $('h-' + name).focus();
+    if (focus) $('h-' + name).focus();
     views[name].enter(m[2]);
   }
 
@@ -854,13 +856,13 @@
     $('test-form').addEventListener('submit', onTestLead);
     for (const b of document.querySelectorAll('button.copy')) b.addEventListener('click', onCopy);
     $('health-refresh').addEventListener('click', healthLoad);
-    window.addEventListener('hashchange', route);
+    window.addEventListener('hashchange', () => route(true));
   }
 
   async function start() {
     wire();
     try {
-      signedIn(await api('session'));
+      signedIn(await api('session'), false);
     } catch (err) {
       signedOut();
       if (err.status !== 401) fail(err);
