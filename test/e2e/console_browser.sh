@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2154,SC2119  # URL_<name> is set by shim_started (printf -v); e2e_on_exit takes no script argument
+# shellcheck disable=SC2154  # URL_<name> is set by shim_started (printf -v)
+# shellcheck disable=SC2119  # e2e_on_exit takes an optional function: none here
 # test/e2e/console_browser.sh: the console (contract section 9) in a real browser: headless
 # Chromium driven by test/e2e/console_browser.py (Selenium), against a shim started here with
 # a console key and a dialer key. Prints TAP.
