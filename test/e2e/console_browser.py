@@ -142,6 +142,7 @@ def settled(d, route):
 # ---------------------------------------------------------------- the story
 
 def story(d):
+    """The story up to the set-up page; agent9's failed request's id (None if it never came)."""
     key_name = ENV["CONSOLE_KEY_NAME"]
 
     # sign in
@@ -158,7 +159,7 @@ def story(d):
     ok(signed, f"sign-in: the console key opens the requests list, signed in as {key_name}",
        f"status line: {status_line(d)}")
     if not signed:
-        return
+        return None
     settled(d, "requests")
 
     # a request for an unknown agent appears live, without a reload
@@ -179,7 +180,7 @@ def story(d):
         row = wait(d, lambda: next((r for r in request_rows(d) if r.get("Agent") == "agent9"),
                                    None), 10)
         if not row:
-            return
+            return None
     failed_id = row["Request"].lstrip("#")
 
     # its detail names the reason
@@ -233,7 +234,7 @@ def story(d):
     ok(button is not None and any("agent9" in g for g in groups),
        "failures: agent9's failure is a group with 'Replay group'", f"groups: {groups}")
     if button is None:
-        return
+        return failed_id
     button.click()
     replayed = wait(d, lambda: "Replayed 1 requests: 1 succeeded" in status_line(d), 15)
     ok(replayed and "agent9" not in (text(d, "fail-rows") or ""),
@@ -254,6 +255,7 @@ def story(d):
        sql("SELECT id, dialer_lead_id FROM leadintake.leads"))
 
     setup_story(d)
+    return failed_id
 
 
 def setup_story(d):
@@ -357,11 +359,8 @@ def finish(d):
 def main():
     d = browser()
     try:
-        story(d)
-        # the request page of agent9's first request: a failure, its reasons, its replay
-        request_id = sql("SELECT min(id) FROM leadintake.intake_log WHERE status = 404") or "1"
-        diag(f"the request page's screenshots show request #{request_id}")
-        pages(d, request_id)
+        # the request page's screenshots: agent9's failure, its reasons, its replay
+        pages(d, story(d) or "1")
         finish(d)
     except Exception as exc:  # a broken story is a failed assertion, with the reason
         ok(False, "the story ran to its end", f"{type(exc).__name__}: {exc}")
