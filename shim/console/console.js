@@ -769,11 +769,22 @@
                         text: v === true ? 'reachable' : v === false ? 'unreachable' : describe(v) });
   }
 
+  // The shim's shapes (docs/console.md) in words; anything else as describe() gives it.
+  function poolText(p) {
+    return p && typeof p === 'object' && 'size' in p && 'busy' in p
+      ? `${p.busy} of ${p.size} connections busy` : describe(p);
+  }
+  function spoolText(s) {
+    if (!s || typeof s !== 'object' || !('enabled' in s)) return describe(s);
+    return s.enabled ? `${s.depth} request${s.depth === 1 ? '' : 's'} waiting`
+                     : 'off (no --spool-dir)';
+  }
+
   function healthFacts(d) {
     return facts([
       ['Database', dbState(d.database)],
-      ['Pool', describe(d.pool)],
-      ['Spool', describe(d.spool)],
+      ['Pool', poolText(d.pool)],
+      ['Spool', spoolText(d.spool)],
       ['Requests, last hour', dash(d.requests)],
       ['Failures, last hour', dash(d.failures)],
       ['Last request', d.last_request_at ? timeEl(d.last_request_at) : 'none yet'],
