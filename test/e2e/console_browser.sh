@@ -41,8 +41,11 @@ CONSOLE_KEY=ops-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf 'ops:%s\n' "$CONSOLE_KEY" >"$T/console-keys"
 chmod 600 "$T/console-keys"
 
+# the console's calls as a role of leadintake_console alone (docs/console.md), as deployed
+q -c "DROP ROLE IF EXISTS e2e_console_browser" -c "CREATE ROLE e2e_console_browser LOGIN IN ROLE leadintake_console" \
+    >/dev/null || bail "cannot create the console's role (extension 1.6?)"
 must_start_shim main --allow-query-key --console-key-file "$T/console-keys" \
-    --console-listen 127.0.0.1:0
+    --console-listen 127.0.0.1:0 --console-db "$CONNINFO user=e2e_console_browser"
 # its line "console on URL/console/ (...)" says where the console listens
 CONSOLE_URL=""
 for _ in $(seq 1 100); do
