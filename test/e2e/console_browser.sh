@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2154  # URL_<name> is set by shim_started (printf -v)
-# shellcheck disable=SC2119  # e2e_on_exit takes an optional function: none here
 # test/e2e/console_browser.sh: the console (contract section 9) in a real browser: headless
 # Chromium driven by test/e2e/console_browser.py (Selenium), against a shim started here with
 # a console key and a dialer key. Prints TAP.
@@ -28,7 +27,9 @@ SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
 PLAN=30
 e2e_tmp console_browser
 e2e_database e2e_console_browser
-e2e_on_exit
+# shellcheck disable=SC2317  # run by e2e_cleanup
+drop_role() { q -c "DROP ROLE IF EXISTS e2e_console_browser" >/dev/null 2>&1; }
+e2e_on_exit drop_role
 [ -x "$SHIM" ] || bail "the shim is not built ($SHIM)"
 li_ensure_packages chromium chromium-driver python3-selenium >/dev/null 2>&1 \
     || bail "chromium, chromium-driver or python3-selenium is missing and cannot be installed"
@@ -41,11 +42,13 @@ CONSOLE_KEY=ops-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf 'ops:%s\n' "$CONSOLE_KEY" >"$T/console-keys"
 chmod 600 "$T/console-keys"
 
-# the console's calls as a role of leadintake_console alone (docs/console.md), as deployed
-q -c "DROP ROLE IF EXISTS e2e_console_browser" -c "CREATE ROLE e2e_console_browser LOGIN IN ROLE leadintake_console" \
+# the console's calls as a role of leadintake_console alone (docs/console.md), as deployed;
+# a role is the cluster's: dropped at the end
+ROLE=e2e_console_browser
+q -c "DROP ROLE IF EXISTS $ROLE" -c "CREATE ROLE $ROLE LOGIN IN ROLE leadintake_console" \
     >/dev/null || bail "cannot create the console's role (extension 1.6?)"
 must_start_shim main --allow-query-key --console-key-file "$T/console-keys" \
-    --console-listen 127.0.0.1:0 --console-db "$CONNINFO user=e2e_console_browser"
+    --console-listen 127.0.0.1:0 --console-db "$CONNINFO user=$ROLE"
 # its line "console on URL/console/ (...)" says where the console listens
 CONSOLE_URL=""
 for _ in $(seq 1 100); do
