@@ -267,9 +267,15 @@
     have.sig = rowSig(r);
   }
 
-  function reqFooter() {
+  // D: the last answer of a reload or an older page. A text search reads a bounded number of
+  // rows a call (docs/console.md): say so when it stopped there.
+  function reqFooter(d) {
     $('req-empty').hidden = req.rows.size > 0;
     $('req-older').hidden = req.nextBefore === null || req.nextBefore === undefined;
+    if (d) {
+      $('req-note').textContent = d.searched && d.next_before !== null
+        ? `The text search read ${d.searched} requests; "Older requests" searches further.` : '';
+    }
   }
 
   function bumpNewest(id) {
@@ -289,26 +295,28 @@
       bumpNewest(d.newest_id);
       for (const r of d.rows) bumpNewest(r.id);
       req.nextBefore = d.next_before;
-      reqFooter();
+      reqFooter(d);
     } catch (err) {
       fail(err, 'Requests');
     }
   }
 
-  // New rows go on top (newest first); known rows are updated only when they changed.
+  // Known rows are updated only when they changed; a new one goes in its place by id (newest
+  // first: on top, or lower when a request committed after a newer one). A row older than the
+  // oldest shown is left to "Older requests".
   function reqMerge(rows) {
-    const fresh = [];
+    const body = $('req-rows');
     for (const r of rows) {
-      const have = req.rows.get(Number(r.id));
+      const id = Number(r.id);
+      const have = req.rows.get(id);
       if (have) {
         if (have.sig !== rowSig(r)) reqUpdate(have, r);
-      } else if (req.newest === null || Number(r.id) > req.newest) {
-        fresh.push(r);
+        continue;
       }
-    }
-    if (fresh.length) {
-      $('req-rows').prepend(...fresh.map((r) => reqRow(r, true)));
-      for (const r of fresh) bumpNewest(r.id);
+      const next = [...body.rows].find((tr) => Number(tr.dataset.id) < id);
+      if (next || req.nextBefore === null || req.nextBefore === undefined) {
+        body.insertBefore(reqRow(r, true), next || null);
+      }
     }
     reqFooter();
   }
@@ -336,7 +344,10 @@
     else if (req.newest !== null) args.after = req.newest;
     try {
       const d = await api('requests', args);
-      if (gen === req.gen && current === 'requests') reqMerge(d.rows);
+      if (gen === req.gen && current === 'requests') {
+        reqMerge(d.rows);
+        bumpNewest(d.newest_id);   // the whole log's newest: the next poll asks for later ones
+      }
       liveState('on');
       if (req.pollFailed) say('Live updates are back.', 'ok');
       req.pollFailed = false;
@@ -357,7 +368,7 @@
       const rows = d.rows.filter((r) => !req.rows.has(Number(r.id)));
       $('req-rows').append(...rows.map((r) => reqRow(r, false)));
       req.nextBefore = d.next_before;
-      reqFooter();
+      reqFooter(d);
       say(`${rows.length} older requests shown.`);
     } catch (err) {
       fail(err, 'Older requests');
@@ -421,6 +432,7 @@
       ['Lead', r.lead_id ? '#' + r.lead_id + (r.created ? ' (created)' : ' (updated)') : null],
       ['Duration', r.duration_ms === null || r.duration_ms === undefined ? null
                    : r.duration_ms + ' ms'],
+      ['Replay of', r.replay_of ? requestLink(r.replay_of) : undefined],
       ['Replayed as', r.replayed_by ? requestLink(r.replayed_by) : null],
       ['Replays', replays.length ? replays.flatMap((x, i) => (i ? [', ', requestLink(x)]
                                                                 : [requestLink(x)])) : undefined],
@@ -442,7 +454,10 @@
     out.push(el('div', { class: 'detail-grid' },
       el('section', { 'aria-labelledby': 'h-payload' },
          el('h2', { id: 'h-payload', text: 'Payload as received (secrets removed)' }),
-         el('pre', { class: 'code', tabindex: '0', text: pretty(r.payload) })),
+         el('pre', { class: 'code', tabindex: '0',
+                     text: r.payload !== null && r.payload !== undefined ? pretty(r.payload)
+                           : r.raw_body ? 'Not JSON; the body as received:\n' + r.raw_body
+                           : 'No payload was stored.' })),
       el('section', { 'aria-labelledby': 'h-lead' },
          el('h2', { id: 'h-lead', text: 'Lead' }),
          d.lead ? el('pre', { class: 'code', tabindex: '0', text: pretty(d.lead) })
@@ -492,17 +507,21 @@
   async function replayGroup(g, btn) {
     btn.disabled = true;
     say(`Replaying ${g.count} requests…`);
-    const total = { replayed: 0, ok: 0, failed: 0 };
+    const total = { replayed: 0, ok: 0, failed: 0, stoppedAt: null };
     try {
       for (let more = true, calls = 0; more && calls < 1000; calls++) {
         const d = await api('replay-group', { error: g.error, agent: g.agent }, 'POST');
         total.replayed += d.replayed;
         total.ok += d.ok;
         total.failed += d.failed;
+        total.stoppedAt = d.stopped_at || null;
         more = d.more && d.replayed > 0;
       }
-      say(`Replayed ${total.replayed} requests: ${total.ok} succeeded, ${total.failed} failed again.`,
-          total.failed ? 'error' : 'ok');
+      // the first replay that fails again stops the group: the others would fail the same way
+      const stop = total.stoppedAt
+        ? ` Stopped at request #${total.stoppedAt}, which failed again: fix its cause first.` : '';
+      say(`Replayed ${total.replayed} requests: ${total.ok} succeeded, ${total.failed} failed `
+          + `again.${stop}`, total.failed ? 'error' : 'ok');
     } catch (err) {
       fail(err, 'Replay');
     }
@@ -655,7 +674,11 @@
       $('test-keys').replaceChildren(...keys.map((k) => el('option', { value: k })));
       if (keys.length && !$('test-key').value) $('test-key').value = keys[0];
     } catch (err) {
-      fail(err, 'Set-up');
+      if (!base && err.status === 400) {
+        say('Type the intake URL as VICIdial reaches it, then "Show the URLs".');
+      } else {
+        fail(err, 'Set-up');
+      }
     }
   }
 
