@@ -51,6 +51,7 @@
   function timeEl(iso) {
     return el('time', { datetime: iso || null, title: iso || null, text: fmtTime(iso) });
   }
+  const plural = (n, word) => `${n} ${word}${Number(n) === 1 ? '' : 's'}`;
   const dash = (v) => (v === null || v === undefined || v === '' ? '—' : String(v));
 
   function statusClass(status) {
@@ -155,8 +156,8 @@
       await api('sign-in', { key }, 'POST');
       const s = await api('session');
       $('signin-key').value = '';
-      say('Signed in as ' + s.key_name + '.', 'ok');
       signedIn(s, true);
+      say('Signed in as ' + s.key_name + '.', 'ok');
     } catch (err) {
       if (err.status === 401) say('That key does not open the console.', 'error');
       else if (err.status === 429) {
@@ -201,6 +202,7 @@
     }
     leaveCurrent();
     current = name;
+    say('');   // a message belongs to the view it was said on
     show(name);
     if (focus) $('h-' + name).focus();
     views[name].enter(m[2]);
@@ -369,7 +371,7 @@
       $('req-rows').append(...rows.map((r) => reqRow(r, false)));
       req.nextBefore = d.next_before;
       reqFooter(d);
-      say(`${rows.length} older requests shown.`);
+      say(`${plural(rows.length, 'older request')} shown.`);
     } catch (err) {
       fail(err, 'Older requests');
     }
@@ -431,11 +433,12 @@
       ['Error', r.error ? el('span', { class: 'error-text', text: r.error }) : null],
       ['Lead', r.lead_id ? '#' + r.lead_id + (r.created ? ' (created)' : ' (updated)') : null],
       ['Duration', r.duration_ms === null || r.duration_ms === undefined ? null
-                   : r.duration_ms + ' ms'],
+                   : Number(r.duration_ms).toFixed(1) + ' ms'],
       ['Replay of', r.replay_of ? requestLink(r.replay_of) : undefined],
       ['Replayed as', r.replayed_by ? requestLink(r.replayed_by) : null],
-      ['Replays', replays.length ? replays.flatMap((x, i) => (i ? [', ', requestLink(x)]
-                                                                : [requestLink(x)])) : undefined],
+      // the chain (the replay of the replay...), when there is more than the one above
+      ['Replay chain', replays.length > 1
+        ? replays.flatMap((x, i) => (i ? [' → ', requestLink(x)] : [requestLink(x)])) : undefined],
     ])];
     if (isOpenFailure(r)) {
       out.push(el('p', {}, el('button', { type: 'button', class: 'btn btn-primary',
@@ -490,7 +493,8 @@
 
   function failureRow(g) {
     const btn = el('button', { type: 'button', class: 'btn btn-small',
-      'aria-label': `Replay ${g.count} requests: ${g.error}`, text: 'Replay group' });
+      'aria-label': `Replay ${plural(g.count, 'request')} for ${dash(g.agent)}: ${g.error}`,
+      text: 'Replay group' });
     btn.addEventListener('click', () => replayGroup(g, btn));
     return el('tr', {},
       el('td', { 'data-label': 'Requests', class: 'num', text: String(g.count) }),
@@ -506,7 +510,7 @@
   // At most 500 per call (docs/console.md): call again while the answer says there is more.
   async function replayGroup(g, btn) {
     btn.disabled = true;
-    say(`Replaying ${g.count} requests…`);
+    say(`Replaying ${plural(g.count, 'request')}…`);
     const total = { replayed: 0, ok: 0, failed: 0, stoppedAt: null };
     try {
       for (let more = true, calls = 0; more && calls < 1000; calls++) {
@@ -520,8 +524,8 @@
       // the first replay that fails again stops the group: the others would fail the same way
       const stop = total.stoppedAt
         ? ` Stopped at request #${total.stoppedAt}, which failed again: fix its cause first.` : '';
-      say(`Replayed ${total.replayed} requests: ${total.ok} succeeded, ${total.failed} failed `
-          + `again.${stop}`, total.failed ? 'error' : 'ok');
+      say(`Replayed ${plural(total.replayed, 'request')}: ${total.ok} succeeded, `
+          + `${total.failed} failed again.${stop}`, total.failed ? 'error' : 'ok');
     } catch (err) {
       fail(err, 'Replay');
     }
