@@ -58,6 +58,19 @@ for _ in $(seq 1 100); do
 done
 [ -n "$CONSOLE_URL" ] || bail "the shim did not say where the console listens: $(head -c 500 "$T/main.err")"
 
+# some traffic first, so that the pages (and their screenshots) show what they are for: three
+# leads, and a 400 that stays open (a bad e-mail address: its page lists the field's reason)
+send() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H "X-Dialer-Api-Key: $KEY" \
+        --data-urlencode user=agent1 "$@" "${URL_main%/}/api/leads/from-dialer/"
+}
+for i in 1 2 3; do
+    [ "$(send --data-urlencode "lead_id=SEED-$i" --data-urlencode "phone_number=07700 90011$i" \
+          --data-urlencode "first_name=Seed $i")" = 201 ] || bail "seed lead $i was not created"
+done
+[ "$(send --data-urlencode lead_id=SEED-BAD --data-urlencode email=n/a)" = 400 ] \
+    || bail "the seed with a bad e-mail address was not a 400"
+
 echo "1..$PLAN"
 RESULTS=$ROOT/test/results/console
 mkdir -p "$RESULTS"
