@@ -247,6 +247,7 @@
 
   function reqRow(r, fresh) {
     const tr = el('tr', { 'data-id': r.id, class: fresh ? 'fresh' : null });
+    tr.classList.toggle('replayed', Boolean(r.replayed_by));
     for (const [label, cell] of REQ_COLS) {
       const content = cell(r);
       tr.append(el('td', { 'data-label': label, title: label === 'Error' ? content : null },
@@ -266,6 +267,7 @@
       if (td.textContent !== text) td.replaceChildren(content);
       if (label === 'Error') td.title = text;
     });
+    have.tr.classList.toggle('replayed', Boolean(r.replayed_by));
     have.sig = rowSig(r);
   }
 
@@ -562,14 +564,14 @@
       el('td', { 'data-label': 'State', text: a.active ? 'Active' : 'Inactive' }),
       el('td', { 'data-label': 'Open failures', class: 'num' },
          a.open_failures ? el('a', { href: '#failures', text: String(a.open_failures) }) : '0'),
-      el('td', { 'data-label': 'Actions', class: 'actions' },
+      el('td', { 'data-label': 'Actions' }, el('span', { class: 'row-actions' },
          el('button', { type: 'button', class: 'btn btn-small', 'data-act': 'edit',
                         'aria-label': 'Edit ' + name, text: 'Edit',
                         onclick: () => openEdit(a) }),
          el('button', { type: 'button', class: 'btn btn-small', 'data-act': 'active',
                         'aria-label': (a.active ? 'Deactivate ' : 'Activate ') + name,
                         text: a.active ? 'Deactivate' : 'Activate',
-                        onclick: () => setActive(a) })));
+                        onclick: () => setActive(a) }))));
   }
 
   function focusAgentButton(id, act) {
