@@ -104,8 +104,9 @@ def status_line(d):
 
 
 def active_id(d):
+    """The focused element: its id, else its href, else its label or text."""
     return js(d, "const a = document.activeElement; return a.id || a.getAttribute('href') || "
-                 "a.textContent.trim()")
+                 "a.getAttribute('aria-label') || a.textContent.trim()")
 
 
 def press(d, *keys):
@@ -223,6 +224,27 @@ def story(d):
            "FROM leadintake.agents WHERE username = 'agent9'") == "agent9 Agent Nine 9009 true",
        "agents: agent9 is in leadintake.agents as typed",
        sql("SELECT * FROM leadintake.agents"))
+
+    # edit an agent, deactivate and activate it (with the mouse: the keyboard had its step)
+    d.find_element(By.CSS_SELECTOR, 'button[aria-label="Edit agent1"]').click()
+    display = d.find_element(By.ID, "edit-display")
+    display.clear()
+    display.send_keys("Agent One, edited")
+    d.find_element(By.ID, "edit-dialer").send_keys("1001", Keys.ENTER)
+    saved = wait(d, lambda: "Agent agent1 saved" in status_line(d))
+    ok(saved and active_id(d) == "Edit agent1" and sql(
+        "SELECT display_name || ' ' || dialer_user_id FROM leadintake.agents "
+        "WHERE username = 'agent1'") == "Agent One, edited 1001",
+       "agents: Edit saves agent1's display name and dialer user id; focus back on its Edit",
+       status_line(d), f"focus on {active_id(d)}")
+    states = []
+    for label in ("Deactivate agent1", "Activate agent1"):
+        d.find_element(By.CSS_SELECTOR, f'button[aria-label="{label}"]').click()
+        wait(d, lambda: ("deactivated" if label.startswith("D") else "activated")
+             in status_line(d))
+        states.append(sql("SELECT active FROM leadintake.agents WHERE username = 'agent1'"))
+    ok(states == ["f", "t"], "agents: Deactivate then Activate switch agent1's active",
+       f"got {states}", status_line(d))
 
     # replay its failure group
     go(d, "failures")

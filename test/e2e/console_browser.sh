@@ -6,9 +6,10 @@
 #
 # The story, each step an assertion (console_browser.py says each): sign in; a request for
 # the unknown agent agent9, sent by curl, appears in the live list; its detail names the
-# reason; agent9 is added on the agents page with the keyboard alone; its failure group is
-# replayed; the replay row shows 201 and the lead exists; the set-up page's Dispo Call URL,
-# filled in as VICIdial does, creates a lead; "send a test lead" shows 201. Then every page
+# reason; agent9 is added on the agents page with the keyboard alone (then agent1 is edited,
+# deactivated and activated); agent9's failure group is replayed; the replay row shows 201
+# and the lead exists; the set-up page's Dispo Call URL, filled in as VICIdial does,
+# creates a lead; "send a test lead" shows 201. Then every page
 # at 1280 and 390 px: screenshots in test/results/console/, and at 390 px no page scrolls
 # sideways. Last: sign-out, and no CSP violation or script error in the browser's log.
 #
@@ -24,7 +25,7 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
-PLAN=30
+PLAN=32
 e2e_tmp console_browser
 e2e_database e2e_console_browser
 # shellcheck disable=SC2317  # run by e2e_cleanup
