@@ -258,9 +258,11 @@ def story(d):
     if button is None:
         return failed_id
     button.click()
-    replayed = wait(d, lambda: "Replayed 1 request: 1 succeeded" in status_line(d), 15)
-    ok(replayed and "agent9" not in (text(d, "fail-rows") or ""),
-       "failures: 'Replay group' replays 1, 1 succeeded; the group is gone", status_line(d))
+    replayed = wait(d, lambda: "Replayed 1 request: 1 succeeded" in status_line(d)
+                    and "agent9" not in (text(d, "fail-rows") or ""), 15)
+    ok(replayed,
+       "failures: 'Replay group' replays 1, 1 succeeded; the group is gone", status_line(d),
+       text(d, "fail-rows"))
 
     # the replay row: 201 for agent9, the original marked as replayed
     go(d, "requests")
