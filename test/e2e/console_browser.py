@@ -231,12 +231,13 @@ def story(d):
     display.clear()
     display.send_keys("Agent One, edited")
     d.find_element(By.ID, "edit-dialer").send_keys("1001", Keys.ENTER)
-    saved = wait(d, lambda: "Agent agent1 saved" in status_line(d))
-    ok(saved and active_id(d) == "Edit agent1" and sql(
-        "SELECT display_name || ' ' || dialer_user_id FROM leadintake.agents "
-        "WHERE username = 'agent1'") == "Agent One, edited 1001",
+    saved = wait(d, lambda: "Agent agent1 saved" in status_line(d)
+                 and active_id(d) == "Edit agent1")
+    stored = sql("SELECT display_name || ' ' || dialer_user_id FROM leadintake.agents "
+                 "WHERE username = 'agent1'")
+    ok(saved and stored == "Agent One, edited 1001",
        "agents: Edit saves agent1's display name and dialer user id; focus back on its Edit",
-       status_line(d), f"focus on {active_id(d)}")
+       status_line(d), f"focus on {active_id(d)}", f"stored: {stored}")
     states = []
     for label in ("Deactivate agent1", "Activate agent1"):
         d.find_element(By.CSS_SELECTOR, f'button[aria-label="{label}"]').click()
