@@ -273,6 +273,7 @@ def story(d):
     ok(replay and replay.get("Status") == "201" and "replayed as" in original.get("Error", ""),
        "requests: the replay row shows 201 for agent9; the original says 'replayed as #...'",
        f"replay {replay}", f"original {original}")
+    filters(d, failed_id)
     ok(sql("SELECT count(*) FROM leadintake.leads l JOIN leadintake.agents a "
            "ON a.id = l.assigned_agent_id WHERE l.dialer_lead_id = 'B-AGENT9' "
            "AND a.username = 'agent9'") == "1",
@@ -281,6 +282,21 @@ def story(d):
 
     setup_story(d)
     return failed_id
+
+
+def filters(d, failed_id):
+    """Status 4xx lists only 4xx rows; a text finds agent9's requests; All again after."""
+    Select(d.find_element(By.ID, "f-status")).select_by_value("4xx")
+    only4 = wait(d, lambda: (lambda rows: rows and all(r["Status"].startswith("4") for r in rows)
+                             and len(rows) >= 2)(request_rows(d)))
+    Select(d.find_element(By.ID, "f-status")).select_by_value("all")
+    d.find_element(By.ID, "f-q").send_keys("B-AGENT9")
+    found = wait(d, lambda: (lambda ids: "#" + failed_id in ids and len(ids) == 2)(
+        [r["Request"] for r in request_rows(d)]))
+    d.find_element(By.ID, "f-q").clear()
+    d.find_element(By.ID, "f-q").send_keys(" ", Keys.BACKSPACE)   # an input event: reload
+    ok(only4 and found, "requests: status 4xx lists only 4xx rows; the text B-AGENT9 finds "
+       "agent9's request and its replay", f"rows now: {request_rows(d)}")
 
 
 def setup_story(d):
@@ -367,6 +383,16 @@ def pages(d, request_id):
 
 
 def finish(d):
+    d.get(CONSOLE + "#requests")
+    d.refresh()   # a page load: the first Tab goes to the skip link
+    settled(d, "requests")
+    press(d, Keys.TAB)
+    first = active_id(d)
+    press(d, Keys.ENTER)
+    ok(first == "skip" and active_id(d) == "h-requests",
+       "keyboard: the first Tab reaches the skip link; Enter moves to the view's heading",
+       f"first Tab: {first}; after Enter: {active_id(d)}")
+
     d.find_element(By.ID, "sign-out").click()
     back = wait(d, lambda: not js(d, "return document.getElementById('view-signin').hidden")
                 and "Signed out" in status_line(d))
