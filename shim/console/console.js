@@ -742,7 +742,7 @@
   // selected and the browser's copy command, else selected for Ctrl+C.
   async function onCopy(ev) {
     const area = $(ev.currentTarget.dataset.copy);
-    const name = area.labels[0].firstChild.textContent.trim();
+    const name = ev.currentTarget.textContent.replace(/^Copy /, '');
     if (!area.value) return say('Nothing to copy yet.', 'error');
     try {
       await navigator.clipboard.writeText(area.value);

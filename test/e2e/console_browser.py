@@ -319,6 +319,11 @@ def setup_story(d):
        "--A--field--B--; the Web Form URL extends it",
        f"dispo: {dispo}", f"odd: {odd}", f"webform: {webform}")
 
+    d.find_element(By.CSS_SELECTOR, 'button[data-copy="setup-dispo"]').click()
+    said = wait(d, lambda: re.search(r"Dispo Call URL (copied|is selected)", status_line(d)))
+    ok(said, "set-up: 'Copy Dispo Call URL' copies it (or selects it for Ctrl+C) and says so",
+       status_line(d))
+
     # filled in as VICIdial would: each --A--x--B-- replaced (spaces as +), a blank field empty
     values = {"user": "agent9", "lead_id": "VD-1", "phone_code": "44",
               "phone_number": "7700900124", "first_name": "Vici", "last_name": "Dial",
