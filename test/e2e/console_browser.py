@@ -405,6 +405,13 @@ def finish(d):
     still_out = wait(d, lambda: not js(d, "return document.getElementById('view-signin').hidden"))
     ok(back and still_out, "sign-out: back to the sign-in form, and a reload stays signed out",
        status_line(d))
+    d.save_screenshot(os.path.join(RESULTS, f"signin-{WIDE}.png"))
+    d.set_window_size(NARROW, HEIGHT)
+    d.save_screenshot(os.path.join(RESULTS, f"signin-{NARROW}.png"))
+    sw, iw = js(d, "return [document.documentElement.scrollWidth, window.innerWidth]")
+    ok(sw <= iw, f"{NARROW} px: the sign-in page does not scroll sideways",
+       f"scrollWidth {sw} > innerWidth {iw}")
+    d.set_window_size(WIDE, HEIGHT)
     # the page's own errors: a CSP violation or a script error (not the 401s the page expects)
     bad = [e["message"] for e in d.get_log("browser")
            if "Content Security Policy" in e["message"]

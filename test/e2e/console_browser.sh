@@ -25,7 +25,7 @@ ROOT=${LEADINTAKE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 SHIM=${LEADINTAKE_SHIM:-$ROOT/shim/leadintake-shim}
-PLAN=35
+PLAN=36
 e2e_tmp console_browser
 e2e_database e2e_console_browser
 # shellcheck disable=SC2317  # run by e2e_cleanup
