@@ -56,6 +56,8 @@ LI_PG_VERSION=15
 #   clang-14 libclang-rt-14-dev the libFuzzer harnesses (test/fuzz; -fsanitize=fuzzer,address)
 #   valgrind                    the memcheck run of the shim (test/e2e/sanitize.sh)
 #   postgresql-15-auto-failover pg-auto-failover-cli   the failover test (test/ha/run.sh)
+#   chromium chromium-driver python3-selenium   the console in a real browser, headless
+#                               (test/e2e/console_browser.sh): no mouse, a phone's width
 LI_PACKAGES=(make gcc libc6-dev g++ libphonenumber-dev
              postgresql-15 postgresql-server-dev-15
              postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron
@@ -63,7 +65,8 @@ LI_PACKAGES=(make gcc libc6-dev g++ libphonenumber-dev
              libmicrohttpd-dev libpq-dev libgnutls28-dev pkg-config
              curl ca-certificates openssl python3
              clang-14 libclang-rt-14-dev valgrind
-             postgresql-15-auto-failover pg-auto-failover-cli)
+             postgresql-15-auto-failover pg-auto-failover-cli
+             chromium chromium-driver python3-selenium)
 # The bench only (test/bench/run.sh installs them; the tests do not need them):
 #   wrk                  HTTP load generator;  linux-perf   perf record/report (profiles)
 #   postgresql-contrib   pgbench and pg_stat_statements (on Debian 12 postgresql-15 ships
