@@ -271,14 +271,14 @@
     have.sig = rowSig(r);
   }
 
-  // D: the last answer of a reload or an older page. A text search reads a bounded number of
-  // rows a call (docs/console.md): say so when it stopped there.
+  // D: the last answer of a reload or an older page. A filtered call reads a bounded number
+  // of rows (docs/console.md): say so when it stopped there.
   function reqFooter(d) {
     $('req-empty').hidden = req.rows.size > 0;
     $('req-older').hidden = req.nextBefore === null || req.nextBefore === undefined;
     if (d) {
       $('req-note').textContent = d.searched && d.next_before !== null
-        ? `The text search read ${d.searched} requests; "Older requests" searches further.` : '';
+        ? `The filter read the newest ${d.searched} requests; "Older requests" looks further.` : '';
     }
   }
 
