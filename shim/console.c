@@ -201,18 +201,29 @@ page_file(const char *path)
 	return NULL;
 }
 
-/* The browser's Origin, when it sent one, is the console's own: scheme://Host. */
+/*
+ * The browser's Origin, when it sent one, is the console's own: https://Host under TLS;
+ * without it http://Host or https://Host, as a reverse proxy that ends TLS passes Host
+ * through (docs/console.md, "Running it behind TLS").
+ */
 static bool
 origin_ok(struct MHD_Connection *con)
 {
 	const char *origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin");
 	const char *host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-	const char *scheme = shim_config.tls_cert ? "https://" : "http://";
+	const char *rest;
 
 	if (origin == NULL)
 		return true;
-	return host != NULL && strncasecmp(origin, scheme, strlen(scheme)) == 0 &&
-		   strcasecmp(origin + strlen(scheme), host) == 0;
+	if (host == NULL)
+		return false;
+	if (strncasecmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	else if (!shim_config.tls_cert && strncasecmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else
+		return false;
+	return strcasecmp(rest, host) == 0;
 }
 
 /* The session of the request's cookie, if it names a live one. */

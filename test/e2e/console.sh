@@ -107,7 +107,7 @@ EOF
 # sql FUNCTION ARGS: leadintake.FUNCTION(ARGS) as the database answers it, canonical.
 sql() { canon "$(q -c "SELECT leadintake.$1('$2'::jsonb)" 2>&1)"; }
 
-echo "1..64"
+echo "1..65"
 
 # ---------------------------------------------------------------- where it listens
 read -r first last <<<"${LEADINTAKE_HTTP_PORTS:-}"
@@ -177,6 +177,9 @@ post s "$C" agent-add '{"username": "agent2", "display_name": "Agent Two", "dial
     -H 'Origin: http://evil.example'
 is "a POST from a foreign Origin (right token): 403" "$CODE" 403
 is "... and it changed nothing" "$(q -c "SELECT count(*) FROM leadintake.agents WHERE username = 'agent2'")" 0
+post s "$C" agent-add '{"username": "agent2", "display_name": "Agent Two", "dialer_user_id": "1002"}' \
+    -H "Origin: http://evil.$(printf '%s' "${C#http://}")"
+is "a POST from an Origin that only ends with the console's host: 403" "$CODE" 403
 
 # ---------------------------------------------------------------- the API: one SQL call each
 post s "$C" agent-add '{"username": "agent2", "display_name": "Agent Two", "dialer_user_id": "1002"}' \
@@ -185,8 +188,10 @@ AGENT2=$(json_get "$BODY" agent id)
 is "agent-add (own Origin): 200, the new agent" \
     "$CODE $(json_get "$BODY" agent username) $(q -c "SELECT id FROM leadintake.agents WHERE username = 'agent2'")" \
     "200 agent2 $AGENT2"
-post s "$C" agent-edit "{\"id\": $AGENT2, \"display_name\": \"Agent Deux\"}"
-is "agent-edit: 200, the agent as changed" "$CODE $(json_get "$BODY" agent display_name)" "200 Agent Deux"
+post s "$C" agent-edit "{\"id\": $AGENT2, \"display_name\": \"Agent Deux\"}" \
+    -H "Origin: https://${C#http://}"
+is "agent-edit from https://HOST (a proxy that ends TLS, Host passed through): 200, the agent as changed" \
+    "$CODE $(json_get "$BODY" agent display_name)" "200 Agent Deux"
 post s "$C" agent-active "{\"id\": $AGENT2, \"active\": false}"
 is "agent-active: 200, deactivated" "$CODE $(json_get "$BODY" agent active) $(q -c "SELECT active FROM leadintake.agents WHERE id = $AGENT2")" \
     "200 false f"
