@@ -180,12 +180,14 @@ typedef struct Payload
 	bool name_part_sent;   /* first_name, middle_initial or last_name */
 	char *full_name;       /* derived: explicit, else built from the parts */
 	char *phone;           /* derived: phone, else phone_number */
+	bool phone_parsed;     /* phone_e164 and phone_valid are set (li_parse_phone) */
 	char *phone_e164;      /* derived: the phone normalised for matching */
 	bool phone_valid;      /* derived: libphonenumber judges it valid (false without phone) */
 } Payload;
 
 extern void li_define_payload_guc(void);
 extern void li_read_payload(Jsonb *jb, Payload *p);
+extern void li_parse_phone(Payload *p);
 extern Jsonb *li_redact(Jsonb *jb, bool *changed);
 extern char *li_build_full_name(const char *first, const char *middle, const char *last);
 

@@ -550,5 +550,18 @@ li_read_payload(Jsonb *jb, Payload *p)
 					   : li_build_full_name(p->values[F_FIRST_NAME], p->values[F_MIDDLE_INITIAL],
 											p->values[F_LAST_NAME]);
 	p->phone = p->values[F_PHONE] ? p->values[F_PHONE] : p->values[F_PHONE_NUMBER];
+}
+
+/*
+ * phone_e164 and phone_valid, made on first use: no validation depends on them, and an
+ * update by lead id that sends the phone and phone_code the lead has keeps the stored ones
+ * (store.c), so that call never parses its phone.
+ */
+void
+li_parse_phone(Payload *p)
+{
+	if (p->phone_parsed)
+		return;
 	p->phone_e164 = li_phone_parse(p->phone, p->values[F_PHONE_CODE], &p->phone_valid);
+	p->phone_parsed = true;
 }

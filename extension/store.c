@@ -154,6 +154,32 @@ append_rebuilt_name(StringInfo sql, uint64 shape)
 		appendStringInfoString(sql, " END");
 }
 
+/*
+ * phone_e164 and phone_valid of an update by lead id that sends a phone, and so its code
+ * (merge_in_statement): the stored ones when the lead has that very phone and phone_code
+ * and was parsed by libphonenumber (phone_valid is set: not a lead of before 1.5 awaiting
+ * recompute_phones), else the intake's parse, in SQL; a phone with no number to match on
+ * keeps the stored phone_e164, as update_locked's does. A derived value whose inputs did not
+ * change is not derived again: the call parses no phone.
+ */
+static void
+append_phone_derived(StringInfo sql)
+{
+	int code = field_param[F_PHONE_CODE] + 1;
+	char same[160];
+
+	snprintf(same, sizeof(same),
+			 "l.phone OPERATOR(pg_catalog.=) $%d AND l.phone_code OPERATOR(pg_catalog.=) $%d"
+			 " AND l.phone_valid IS NOT NULL",
+			 P_PHONE + 1, code);
+	appendStringInfo(sql,
+					 ", phone_e164 = CASE WHEN %s THEN l.phone_e164"
+					 " ELSE coalesce(leadintake.phone_e164($%d, $%d), l.phone_e164) END"
+					 ", phone_valid = CASE WHEN %s THEN l.phone_valid"
+					 " ELSE leadintake.phone_valid($%d, $%d) END",
+					 same, P_PHONE + 1, code, same, P_PHONE + 1, code);
+}
+
 static bool
 shape_has_name_part(uint64 shape)
 {
@@ -190,6 +216,8 @@ update_sql(uint64 shape, UpdateKind kind)
 		appendStringInfoString(&upd, ", phone = $3");
 	if (shape & SHAPE_BIT(P_PHONE_E164))
 		appendStringInfoString(&upd, ", phone_e164 = $4");
+	else if (kind == UK_BY_LEAD_ID && (shape & SHAPE_BIT(P_PHONE)) && has_phone_valid)
+		append_phone_derived(&upd);
 	if (shape & SHAPE_BIT(P_EXTRA))
 		appendStringInfoString(&upd, ", extra = l.extra OPERATOR(pg_catalog.||) $5");
 	if (shape & SHAPE_BIT(P_DIALER_LEAD_ID))
@@ -519,8 +547,9 @@ merge_in_statement(Payload *p)
 
 /*
  * The lead with the call's lead id, updated by one statement that finds and locks it: the
- * values update_locked would give it, since the merge needs nothing stored but the name.
- * False when no lead has that lead id (or none the caller may see).
+ * values update_locked would give it, since the merge needs nothing stored but the name and
+ * the phone's (append_phone_derived). False when no lead has that lead id (or none the
+ * caller may see).
  */
 static bool
 update_by_lead_id(Upsert *u)
@@ -530,9 +559,12 @@ update_by_lead_id(Upsert *u)
 	u->nulls[P_CRM_LEAD_ID] = 'n';
 	u->nulls[P_TID] = 'n';
 	u->values[P_FULL_NAME] = li_text_or_null(p->values[F_FULL_NAME], &u->nulls[P_FULL_NAME]);
+	/* before 1.5's phone_valid, the statement cannot tell a stored phone parsed: C parses */
+	if (!has_phone_valid)
+		li_parse_phone(p);
 	u->values[P_PHONE_E164] = li_text_or_null(p->phone_e164, &u->nulls[P_PHONE_E164]);
 	u->values[P_PHONE_VALID] = BoolGetDatum(p->phone_valid);
-	u->nulls[P_PHONE_VALID] = p->phone ? ' ' : 'n';
+	u->nulls[P_PHONE_VALID] = p->phone && p->phone_parsed ? ' ' : 'n';
 	return write_lead(update_plan_for(u->nulls, UK_BY_LEAD_ID), u->values, u->nulls, u->lead);
 }
 
@@ -600,22 +632,22 @@ static bool
 upsert(Upsert *u, Agent *agent)
 {
 	const char *dialer_lead_id = u->p->values[F_DIALER_LEAD_ID];
-	const char *e164 = u->p->phone_e164;
+	const char *e164;
+	bool merged = merge_in_statement(u->p);
 	FoundLead found;
 	bool insert_lost = false;
 
 	/*
 	 * The common cases in one statement each: the lead with the call's lead id updated, else
 	 * (none has it) a new lead created when no lead has the phone and its claim is free.
-	 * Anything else takes the look-up below.
+	 * Anything else takes the look-up below. Only the update may do without the parse.
 	 */
-	if (merge_in_statement(u->p))
-	{
-		if (update_by_lead_id(u))
-			return false;
-		if (insert_lead(u, agent, e164 ? claiming_insert_plan : insert_plan))
-			return true;
-	}
+	if (merged && update_by_lead_id(u))
+		return false;
+	li_parse_phone(u->p);
+	e164 = u->p->phone_e164;
+	if (merged && insert_lead(u, agent, e164 ? claiming_insert_plan : insert_plan))
+		return true;
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++)
 	{
 		if ((dialer_lead_id || e164) && li_find_lead(dialer_lead_id, e164, &found))

@@ -22,7 +22,9 @@
 --
 -- A lead's phone follows from its dialer lead id:  phone_number  '07' || (10^11 + id),
 -- phone_e164  '+447' || (10^11 + id): distinct ids (all below 10^11) never share a phone, so
--- a new lead id is never found by phone instead.
+-- a new lead id is never found by phone instead. Every such phone has one shape (07 and 12
+-- digits), so libphonenumber judges them all alike: bench.load stores the phone_valid an
+-- intake stores, parsed once.
 
 INSERT INTO leadintake.agents (username, display_name, dialer_user_id)
 SELECT 'agent' || i, 'Agent ' || i, (1000 + i)::text FROM generate_series(1, 50) i;
@@ -57,13 +59,16 @@ $$;
 CREATE FUNCTION bench.load(n int, baseline boolean DEFAULT true, fk boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    valid boolean := leadintake.phone_valid('07' || (100000000000 + 1)::text, '44');
 BEGIN
     TRUNCATE leadintake.leads, leadintake.phone_claims, leadintake.intake_log,
              leadintake.inbox, bench.leads, bench.leads_fk RESTART IDENTITY;
     INSERT INTO leadintake.leads (assigned_agent_id, dialer_lead_id, full_name, phone,
-        phone_e164, email, list_id, campaign, phone_code, phone_number, title, first_name,
-        last_name, address1, city, postal_code, country_code, sql_date, uniqueid, comments)
-    SELECT 1 + i % 50, i::text, 'John Smith', p, '+447' || (100000000000 + i)::text,
+        phone_e164, phone_valid, email, list_id, campaign, phone_code, phone_number, title,
+        first_name, last_name, address1, city, postal_code, country_code, sql_date, uniqueid,
+        comments)
+    SELECT 1 + i % 50, i::text, 'John Smith', p, '+447' || (100000000000 + i)::text, valid,
            'john.smith' || i || '@example.co.uk', '1001', 'UKSALES', '44', p, 'Mr', 'John',
            'Smith', '221B Baker Street', 'London', 'NW1 6XE', 'GB', '2024-01-14 09:00:00',
            '1705222800.54321', 'First contact; no decision yet.'
