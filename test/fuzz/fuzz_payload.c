@@ -1,6 +1,6 @@
 /*
- * fuzz_payload.c: li_read_payload (extension/payload.c) with its validators, aliases,
- * secrets, extra and derived values, on a fake jsonb document (pgfake.c).
+ * fuzz_payload.c: li_read_payload and li_parse_phone (extension/payload.c) with its
+ * validators, aliases, secrets, extra and derived values, on a fake jsonb document (pgfake.c).
  *
  * Input, one pair a line: a type letter, the key, a TAB, the value.
  *   s string   n number (its numeric_out text)   b bool ("true" or not)   z null
@@ -568,6 +568,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (p.phone != (p.values[F_PHONE] ? p.values[F_PHONE] : p.values[F_PHONE_NUMBER]))
 		FAIL("phone is neither phone nor phone_number");
+	/* the phone is parsed on first use (store.c), not by li_read_payload */
+	if (p.phone_parsed || p.phone_e164 != NULL)
+		FAIL("li_read_payload parsed the phone");
+	li_parse_phone(&p);
 	/* a phone of only a prefix ("0", "00") has no number to match on: NULL then */
 	if (p.phone == NULL && p.phone_e164 != NULL)
 		FAIL("phone_e164 set without a phone");
