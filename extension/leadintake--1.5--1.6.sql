@@ -1,5 +1,5 @@
 -- leadintake 1.5 -> 1.6: the console's SQL side (contract section 9, docs/console.md): the
--- role leadintake_console, intake_log.replayed_by, the indexes its pages read, console_*().
+-- role leadintake_console, intake_log.replayed_by and replay_of, open failures, console_*().
 \echo Use "ALTER EXTENSION leadintake UPDATE" to load this file. \quit
 
 -- ---------------------------------------------------------------- role, column, C entries
@@ -33,8 +33,9 @@ COMMENT ON FUNCTION leadintake.replay_outcome(bigint) IS
 REVOKE ALL ON FUNCTION leadintake.replay_outcome(bigint) FROM PUBLIC;
 
 -- "The agent asked for": dialer_user_id, else user (else its alias agent_username), trimmed,
--- blank as absent; its first 200 characters, so that an index entry stays small (a valid
--- identity has at most 100). A SQL body, inlined into the indexes and queries below.
+-- blank as absent; its first 200 characters (a valid identity has at most 100). A SQL body,
+-- inlined into the queries below. The field names and the alias agent_username are also in
+-- extension/fields.c's tables: keep the two in step.
 CREATE FUNCTION leadintake.asked_agent(payload jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN pg_catalog.left(coalesce(nullif(pg_catalog.btrim(payload OPERATOR(pg_catalog.->>) 'dialer_user_id'), ''),
