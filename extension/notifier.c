@@ -8,6 +8,8 @@
  * transaction commits, then goes to a ring in shared memory; the worker sends many in one
  * transaction of its own. Exactly once, commit order, never for a rolled-back call; when no
  * ring space or worker is to be had, the call notifies in its own transaction as before.
+ * Under load the worker sends what GATHER_MS of commits brought, and a commit wakes it only
+ * when the ring was empty: neither a wake-up nor a transaction per call.
  */
 #include "leadintake.h"
 
@@ -32,6 +34,7 @@
 #define RING          1024 /* notifications waiting per database */
 #define ENTRY         256  /* bytes per notification, NUL included; longer ones go directly */
 #define IDLE_EXIT_MS  2000 /* an idle worker leaves, so DROP DATABASE does not wait on it */
+#define GATHER_MS     10   /* after a batch, the worker waits this long for the next one */
 #define START_WAIT_US (10 * USECS_PER_SEC) /* a worker not up by then is started again */
 
 typedef struct Slot
@@ -186,11 +189,12 @@ xact_callback(XactEvent event, void *arg)
 
 				/* Committed: nothing here may fail, the space was reserved. */
 				LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+				/* a worker with entries still to send comes back for these by itself */
+				latch = reserved_in->head == reserved_in->tail ? reserved_in->latch : NULL;
 				foreach (lc, pending)
 					strlcpy(reserved_in->ring[reserved_in->head++ % RING],
 							((Pending *) lfirst(lc))->payload, ENTRY);
 				reserved_in->reserved -= reserved_count;
-				latch = reserved_in->latch;
 				LWLockRelease(shared->lock);
 				if (latch)
 					SetLatch(latch);
@@ -359,8 +363,13 @@ leadintake_notifier_main(Datum arg)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (deliver(slot))
+		{
+			/* entries added meanwhile woke no one: the next batch is taken after GATHER_MS */
 			last = GetCurrentTimestamp();
-		else if (TimestampDifferenceExceeds(last, GetCurrentTimestamp(), IDLE_EXIT_MS))
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, GATHER_MS, PG_WAIT_EXTENSION);
+			continue;
+		}
+		if (TimestampDifferenceExceeds(last, GetCurrentTimestamp(), IDLE_EXIT_MS))
 		{
 			/* Leave only if nothing came in meanwhile: a backend may wake a gone latch. */
 			bool idle;
