@@ -36,25 +36,27 @@ enum
 #define P_TID nparams
 
 /* A call's shape: bit i set when parameter $(i + 1) is not NULL. */
-#define SHAPE_BIT(i)  (UINT64CONST(1) << (i))
-#define UPDATE_SHAPES 16
+#define SHAPE_BIT(i) (UINT64CONST(1) << (i))
+#define PLAN_SHAPES  32
 StaticAssertDecl(MAX_PARAMS <= 64, "a shape is a 64-bit set of parameters");
 
 /* At most this many rounds of "someone else created it first" before giving up. */
 #define MAX_ATTEMPTS 8
 
-/* How an UPDATE finds its lead, and where the merged name comes from. */
-typedef enum UpdateKind
+/* The lead writes: how an UPDATE finds its lead (and where the merged name comes from). */
+typedef enum WriteKind
 {
-	UK_LOCKED,    /* the version the look-up locked, by ctid; the merge made in C */
-	UK_BY_LEAD_ID /* by the call's lead id, no look-up before it; the name rebuilt in SQL */
-} UpdateKind;
+	WK_LOCKED,     /* UPDATE of the version the look-up locked, by ctid; the merge made in C */
+	WK_BY_LEAD_ID, /* UPDATE by the call's lead id, no look-up first; the name rebuilt in SQL */
+	WK_INSERT,     /* INSERT ... ON CONFLICT (dialer_lead_id) DO NOTHING */
+	WK_CLAIMING    /* the same, only when no lead has the phone and its claim was free */
+} WriteKind;
 
 /* The name parts, in the order a full name joins them. */
 static const FieldId name_parts[3] = {F_FIRST_NAME, F_MIDDLE_INITIAL, F_LAST_NAME};
 
-static SPIPlanPtr claim_plan, lock_claim_plan, insert_plan, claiming_insert_plan;
-static int nparams;
+static SPIPlanPtr claim_plan, lock_claim_plan;
+static int nparams; /* 0 until prepare_plans */
 
 /*
  * leads.phone_valid (1.5): a module installed before ALTER EXTENSION UPDATE writes leads
@@ -193,13 +195,13 @@ shape_has_name_part(uint64 shape)
  * The UPDATE of a lead for one shape: the set of parameters that are not NULL. A present
  * value overwrites, an absent one is not set, so the stored value stays (contract section
  * 5) and UPDATE OF triggers, column privileges and audit see only what the call sent.
- * UK_LOCKED updates the version the look-up locked, the merged name in $2; UK_BY_LEAD_ID
+ * WK_LOCKED updates the version the look-up locked, the merged name in $2; WK_BY_LEAD_ID
  * finds its lead by the lead id itself ($2 is a full_name sent, and a name part sent
  * without one rebuilds the name from the row it updates, so a concurrent change of the
  * stored parts is merged as after the look-up's lock).
  */
 static char *
-update_sql(uint64 shape, UpdateKind kind)
+update_sql(uint64 shape, WriteKind kind)
 {
 	StringInfoData upd;
 
@@ -207,7 +209,7 @@ update_sql(uint64 shape, UpdateKind kind)
 	appendStringInfoString(&upd, "UPDATE leadintake.leads AS l SET updated_at = pg_catalog.now()");
 	if (shape & SHAPE_BIT(P_FULL_NAME))
 		appendStringInfoString(&upd, ", full_name = $2");
-	else if (kind == UK_BY_LEAD_ID && shape_has_name_part(shape))
+	else if (kind == WK_BY_LEAD_ID && shape_has_name_part(shape))
 	{
 		appendStringInfoString(&upd, ", full_name = ");
 		append_rebuilt_name(&upd, shape);
@@ -216,7 +218,7 @@ update_sql(uint64 shape, UpdateKind kind)
 		appendStringInfoString(&upd, ", phone = $3");
 	if (shape & SHAPE_BIT(P_PHONE_E164))
 		appendStringInfoString(&upd, ", phone_e164 = $4");
-	else if (kind == UK_BY_LEAD_ID && (shape & SHAPE_BIT(P_PHONE)) && has_phone_valid)
+	else if (kind == WK_BY_LEAD_ID && (shape & SHAPE_BIT(P_PHONE)) && has_phone_valid)
 		append_phone_derived(&upd);
 	if (shape & SHAPE_BIT(P_EXTRA))
 		appendStringInfoString(&upd, ", extra = l.extra OPERATOR(pg_catalog.||) $5");
@@ -229,7 +231,7 @@ update_sql(uint64 shape, UpdateKind kind)
 			appendStringInfo(&upd, ", %s = $%d%s",
 							 quote_identifier(li_fields[param_field[i]].column), i + 1,
 							 type_cast(li_fields[param_field[i]].kind));
-	if (kind == UK_BY_LEAD_ID)
+	if (kind == WK_BY_LEAD_ID)
 		appendStringInfoString(&upd, " WHERE l.dialer_lead_id OPERATOR(pg_catalog.=) $6");
 	else
 		/* by ctid: the row is locked, so that is its version; no index descent */
@@ -241,34 +243,37 @@ update_sql(uint64 shape, UpdateKind kind)
 }
 
 /*
- * The UPDATE plan for this call's shape and kind. A backend keeps the plans of the
- * UPDATE_SHAPES it used last; another replaces the least recently used, so a client varying
+ * The write's plan for this call's shape and kind. A backend keeps the plans of the
+ * PLAN_SHAPES it used last; another replaces the least recently used, so a client varying
  * its fields costs a prepare per call, never memory.
  */
 static struct
 {
 	uint64 shape;
-	UpdateKind kind;
-	uint64 used; /* when it was last used: a count of updates */
+	WriteKind kind;
+	uint64 used; /* when it was last used: a count of writes */
 	SPIPlanPtr plan;
-} shapes[UPDATE_SHAPES];
+} shapes[PLAN_SHAPES];
+
+static char *insert_sql(uint64 shape, bool claiming);
 
 static SPIPlanPtr
-update_plan_for(const char *nulls, UpdateKind kind)
+write_plan_for(const char *nulls, WriteKind kind)
 {
-	static uint64 updates = 0;
+	static uint64 writes = 0;
 	uint64 shape = 0;
 	int oldest = 0;
+	char *sql;
 
 	for (int i = P_FULL_NAME; i < nparams; i++)
 		if (nulls[i] == ' ')
 			shape |= SHAPE_BIT(i);
-	updates++;
-	for (int i = 0; i < UPDATE_SHAPES; i++)
+	writes++;
+	for (int i = 0; i < PLAN_SHAPES; i++)
 	{
 		if (shapes[i].plan && shapes[i].shape == shape && shapes[i].kind == kind)
 		{
-			shapes[i].used = updates;
+			shapes[i].used = writes;
 			return shapes[i].plan;
 		}
 		if (shapes[i].used < shapes[oldest].used)
@@ -277,10 +282,12 @@ update_plan_for(const char *nulls, UpdateKind kind)
 	if (shapes[oldest].plan)
 		SPI_freeplan(shapes[oldest].plan);
 	shapes[oldest].plan = NULL; /* until the new one is kept */
-	shapes[oldest].plan = li_keep_plan(update_sql(shape, kind), P_TID + 1, param_types);
+	sql = kind == WK_INSERT || kind == WK_CLAIMING ? insert_sql(shape, kind == WK_CLAIMING)
+												   : update_sql(shape, kind);
+	shapes[oldest].plan = li_keep_plan(sql, P_TID + 1, param_types);
 	shapes[oldest].shape = shape;
 	shapes[oldest].kind = kind;
-	shapes[oldest].used = updates;
+	shapes[oldest].used = writes;
 	return shapes[oldest].plan;
 }
 
@@ -311,10 +318,8 @@ leads_has_phone_valid(void)
 static void
 forget_lead_plans(void)
 {
-	SPI_freeplan(insert_plan);
-	SPI_freeplan(claiming_insert_plan);
-	insert_plan = claiming_insert_plan = NULL;
-	for (int i = 0; i < UPDATE_SHAPES; i++)
+	nparams = 0;
+	for (int i = 0; i < PLAN_SHAPES; i++)
 	{
 		if (shapes[i].plan)
 			SPI_freeplan(shapes[i].plan);
@@ -324,16 +329,19 @@ forget_lead_plans(void)
 }
 
 /*
- * The INSERT of a new lead: columns and values, one parameter each. With claiming, the
- * statement first claims the phone ($4) when no lead has it, and inserts only when it did:
- * what claim_phone and insert_lead do, in one statement.
+ * The INSERT of a new lead for one shape: a column for each parameter that is not NULL, so a
+ * column the call did not send takes its default and, as with the UPDATE, triggers, column
+ * privileges and audit see only what the call sent. With claiming, it first claims the phone
+ * ($4) when no lead has it, and inserts only when it did: what claim_phone and insert_lead
+ * do, in one statement.
  */
 static char *
-insert_sql(const char *columns, const char *values, bool claiming)
+insert_sql(uint64 shape, bool claiming)
 {
-	StringInfoData ins;
+	StringInfoData ins, values;
 
 	initStringInfo(&ins);
+	initStringInfo(&values);
 	if (claiming)
 		appendStringInfo(
 			&ins,
@@ -342,11 +350,19 @@ insert_sql(const char *columns, const char *values, bool claiming)
 			" WHERE phone_e164 OPERATOR(pg_catalog.=) $%d)"
 			" ON CONFLICT (phone_e164) DO NOTHING RETURNING 1) ",
 			P_PHONE_E164 + 1, P_PHONE_E164 + 1);
-	appendStringInfo(&ins, "INSERT INTO leadintake.leads AS l (%s) ", columns);
-	if (claiming)
-		appendStringInfo(&ins, "SELECT %s FROM claim", values);
-	else
-		appendStringInfo(&ins, "VALUES (%s)", values);
+	appendStringInfo(&ins, "INSERT INTO leadintake.leads AS l (%s", derived_columns[P_AGENT_ID]);
+	appendStringInfoString(&values, "$1");
+	for (int i = P_FULL_NAME; i < nparams; i++)
+	{
+		if (!(shape & SHAPE_BIT(i)) || (i == P_PHONE_VALID && !has_phone_valid))
+			continue;
+		appendStringInfo(&ins, ", %s",
+						 i < P_FIRST_FIELD ? derived_columns[i]
+										   : quote_identifier(li_fields[param_field[i]].column));
+		appendStringInfo(&values, ", $%d%s", i + 1,
+						 i < P_FIRST_FIELD ? "" : type_cast(li_fields[param_field[i]].kind));
+	}
+	appendStringInfo(&ins, claiming ? ") SELECT %s FROM claim" : ") VALUES (%s)", values.data);
 	appendStringInfoString(&ins, " ON CONFLICT (dialer_lead_id) DO NOTHING");
 	append_returning(&ins);
 	return ins.data;
@@ -356,7 +372,6 @@ static void
 prepare_plans(void)
 {
 	Oid two_text[2] = {TEXTOID, TEXTOID};
-	StringInfoData columns, values;
 	static bool callback = false;
 
 	if (!callback)
@@ -385,11 +400,6 @@ prepare_plans(void)
 	param_types[P_DIALER_LEAD_ID] = TEXTOID;
 	param_types[P_PHONE_VALID] = BOOLOID;
 	nparams = P_FIRST_FIELD;
-
-	initStringInfo(&columns);
-	for (int i = 0; i < P_FIRST_FIELD; i++)
-		if (i != P_PHONE_VALID || has_phone_valid)
-			appendStringInfo(&columns, "%s%s", i ? ", " : "", derived_columns[i]);
 	for (int f = 0; f < LI_NFIELDS; f++)
 	{
 		if (!stored_directly(f))
@@ -398,18 +408,8 @@ prepare_plans(void)
 		field_param[f] = nparams;
 		param_types[nparams] = TEXTOID;
 		nparams++;
-		appendStringInfo(&columns, ", %s", quote_identifier(li_fields[f].column));
 	}
-	initStringInfo(&values);
-	appendStringInfo(&values, "$1, $2, $3, $4, coalesce($5, '{}'::pg_catalog.jsonb), $6%s",
-					 has_phone_valid ? ", $7" : "");
-	for (int i = P_FIRST_FIELD; i < nparams; i++)
-		appendStringInfo(&values, ", $%d%s", i + 1, type_cast(li_fields[param_field[i]].kind));
-
 	param_types[P_TID] = TIDOID;
-	insert_plan = li_keep_plan(insert_sql(columns.data, values.data, false), nparams, param_types);
-	claiming_insert_plan =
-		li_keep_plan(insert_sql(columns.data, values.data, true), nparams, param_types);
 }
 
 /* True when this call made the claim; false after waiting for and locking another's. */
@@ -529,7 +529,7 @@ update_locked(Upsert *u, FoundLead *found)
 	u->values[P_PHONE_E164] = li_text_or_null(e164, &u->nulls[P_PHONE_E164]);
 	u->values[P_PHONE_VALID] = BoolGetDatum(valid);
 	u->nulls[P_PHONE_VALID] = (p->phone || p->values[F_PHONE_CODE]) && phone ? ' ' : 'n';
-	if (!write_lead(update_plan_for(u->nulls, UK_LOCKED), u->values, u->nulls, u->lead))
+	if (!write_lead(write_plan_for(u->nulls, WK_LOCKED), u->values, u->nulls, u->lead))
 		elog(ERROR, "locked lead disappeared");
 }
 
@@ -565,7 +565,7 @@ update_by_lead_id(Upsert *u)
 	u->values[P_PHONE_E164] = li_text_or_null(p->phone_e164, &u->nulls[P_PHONE_E164]);
 	u->values[P_PHONE_VALID] = BoolGetDatum(p->phone_valid);
 	u->nulls[P_PHONE_VALID] = p->phone && p->phone_parsed ? ' ' : 'n';
-	return write_lead(update_plan_for(u->nulls, UK_BY_LEAD_ID), u->values, u->nulls, u->lead);
+	return write_lead(write_plan_for(u->nulls, WK_BY_LEAD_ID), u->values, u->nulls, u->lead);
 }
 
 typedef struct Adopting
@@ -608,18 +608,19 @@ update_adopting(Upsert *u, FoundLead *found)
 
 /*
  * INSERT ... ON CONFLICT (dialer_lead_id) DO NOTHING: false when that lead id exists (or,
- * by claiming_insert_plan, when a lead has the phone or its claim was taken).
+ * with WK_CLAIMING, when a lead has the phone or its claim was taken).
  */
 static bool
-insert_lead(Upsert *u, Agent *agent, SPIPlanPtr plan)
+insert_lead(Upsert *u, Agent *agent, WriteKind kind)
 {
 	u->values[P_AGENT_ID] = Int64GetDatum(agent->id);
 	u->nulls[P_AGENT_ID] = ' ';
+	u->nulls[P_TID] = 'n';
 	u->values[P_FULL_NAME] = li_text_or_null(u->p->full_name, &u->nulls[P_FULL_NAME]);
 	u->values[P_PHONE_E164] = li_text_or_null(u->p->phone_e164, &u->nulls[P_PHONE_E164]);
 	u->values[P_PHONE_VALID] = BoolGetDatum(u->p->phone_valid);
 	u->nulls[P_PHONE_VALID] = u->p->phone ? ' ' : 'n';
-	return write_lead(plan, u->values, u->nulls, u->lead);
+	return write_lead(write_plan_for(u->nulls, kind), u->values, u->nulls, u->lead);
 }
 
 /*
@@ -646,7 +647,7 @@ upsert(Upsert *u, Agent *agent)
 		return false;
 	li_parse_phone(u->p);
 	e164 = u->p->phone_e164;
-	if (merged && insert_lead(u, agent, e164 ? claiming_insert_plan : insert_plan))
+	if (merged && insert_lead(u, agent, e164 ? WK_CLAIMING : WK_INSERT))
 		return true;
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++)
 	{
@@ -662,7 +663,7 @@ upsert(Upsert *u, Agent *agent)
 			update_locked(u, &found);
 			return false;
 		}
-		if (insert_lead(u, agent, insert_plan))
+		if (insert_lead(u, agent, WK_INSERT))
 			return true;
 
 		/*
@@ -693,10 +694,10 @@ li_store_lead(Payload *p, Agent *agent, LeadRow *lead)
 {
 	Upsert u = {.p = p, .lead = lead};
 
-	if (insert_plan && leads_changed && leads_has_phone_valid() != has_phone_valid)
+	if (nparams && leads_changed && leads_has_phone_valid() != has_phone_valid)
 		forget_lead_plans();
 	leads_changed = false;
-	if (insert_plan == NULL)
+	if (nparams == 0)
 		prepare_plans();
 	u.values[P_PHONE] = li_text_or_null(p->phone, &u.nulls[P_PHONE]);
 	u.values[P_EXTRA] = p->extra ? JsonbPGetDatum(p->extra) : (Datum) 0;

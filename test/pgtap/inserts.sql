@@ -11,7 +11,7 @@ DROP EXTENSION IF EXISTS leadintake CASCADE;
 CREATE EXTENSION leadintake;
 INSERT INTO leadintake.agents (username) VALUES ('agent1');
 
-SELECT plan(31);
+SELECT plan(33);
 
 CREATE FUNCTION pg_temp.call(lead text) RETURNS jsonb LANGUAGE sql AS $$
     SELECT leadintake_from_dialer(jsonb_build_object('user', 'agent1', 'lead_id', lead,
@@ -176,6 +176,15 @@ SELECT is((SELECT status || ' ' || region || ' ' || (extra = '{}') || ' ' || (id
     'a new lead: status, a DBA''s default, extra, id, timestamps and the typed fields stored');
 SELECT is((SELECT count(*) FROM leadintake.leads WHERE dialer_lead_id = 'N-1'), 1::bigint,
     '... once');
+
+-- 9a. The INSERT names only the columns the call sent: a dialer field it did not send takes
+-- the column's default (a DBA's), one it sent overrides it.
+ALTER TABLE leadintake.leads ALTER COLUMN campaign SET DEFAULT 'INBOUND';
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-1a"}'::jsonb) -> 'lead' ->> 'campaign',
+    'INBOUND', 'a new lead without campaign gets the column''s default');
+SELECT is(leadintake_from_dialer('{"user": "agent1", "lead_id": "N-1c", "campaign": "UKSALES"}'::jsonb) -> 'lead' ->> 'campaign',
+    'UKSALES', '... and one that sends it keeps its own');
+ALTER TABLE leadintake.leads ALTER COLUMN campaign DROP DEFAULT;
 
 -- 9b. A column made a domain with a typmod (numeric(3,1)): the value is cast as the
 -- statement casts it.
