@@ -35,11 +35,11 @@
 #      ratio target a median of ratios taken within a round); the exit status is 1 when a
 #      target is missed, naming each (2 when the bench itself could not run).
 #
-# Environment: BENCH_ROUNDS (3), BENCH_SECONDS (10, at least 5), BENCH_LEADS (100000),
+# Environment: BENCH_ROUNDS (5), BENCH_SECONDS (10, at least 5), BENCH_LEADS (100000),
 # BENCH_POOL (2 x cores), BENCH_GROWTH ("1000 100000 1000000"), BENCH_KEEP=1 keeps the
 # scratch directory (cluster log, raw outputs, perf.data files), BENCH_RESULTS (where to
 # write RESULTS.md), BENCH_BEFORE_SO (an older leadintake.so to count against, step 7).
-# About 6-7 minutes on 2 cores with the defaults, two or three more with BENCH_BEFORE_SO.
+# About 9-10 minutes on 2 cores with the defaults, two or three more with BENCH_BEFORE_SO.
 
 set -uo pipefail
 
@@ -50,7 +50,7 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH/lib.sh"
 cd "$LI_ROOT" || exit 2
 
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 SECS=${BENCH_SECONDS:-10}
 LEADS=${BENCH_LEADS:-100000}
 POOL=${BENCH_POOL:-$((2 * $(nproc)))}
