@@ -133,6 +133,30 @@ process_guarded(Intake *in, MemoryContext outer, Jsonb *jb, const char *body, in
 	}
 }
 
+/* The start of an entry that answers with a row (status, response, ...): its shape, the clock. */
+static TupleDesc
+start_row_entry(FunctionCallInfo fcinfo, Intake *in, const char *source)
+{
+	TupleDesc desc;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	in->source = source;
+	in->started_at = in->received_at = GetCurrentTimestamp();
+	return desc;
+}
+
+/* Logs the outcome, then makes an error's body; a 500's cause stays in the log, not the body. */
+static void
+log_and_answer(Intake *in, MemoryContext outer)
+{
+	li_log(in);
+	if (in->status == 500)
+		in->error = "Internal server error";
+	if (in->status != 201)
+		li_error_response(in, outer);
+}
+
 PG_FUNCTION_INFO_V1(leadintake_http_intake);
 
 /*
@@ -149,14 +173,10 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	int len = body ? VARSIZE_ANY_EXHDR(body) : 0;
 	MemoryContext outer = CurrentMemoryContext;
 	Intake in = {0};
-	TupleDesc desc;
+	TupleDesc desc = start_row_entry(fcinfo, &in, "http");
 	Datum values[3];
 	bool nulls[3] = {false, false, true};
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	in.source = "http";
-	in.started_at = in.received_at = GetCurrentTimestamp();
 	in.key_name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	in.client_addr = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	/* (body, key_name, client_addr, minimal) since 1.4; NULL errs on the side of less */
@@ -177,13 +197,7 @@ leadintake_http_intake(PG_FUNCTION_ARGS)
 	}
 	else
 		process_guarded(&in, outer, NULL, data, len);
-
-	li_log(&in);
-	/* The cause of a 500 is in the log; the client gets no database text. */
-	if (in.status == 500)
-		in.error = "Internal server error";
-	if (in.status != 201)
-		li_error_response(&in, outer);
+	log_and_answer(&in, outer);
 	SPI_finish();
 
 	values[0] = Int32GetDatum(in.status);
@@ -412,21 +426,13 @@ leadintake_replay_outcome(PG_FUNCTION_ARGS)
 	Jsonb *payload = logged_payload(PG_GETARG_INT64(0));
 	MemoryContext outer = CurrentMemoryContext;
 	Intake in = {0};
-	TupleDesc desc;
+	TupleDesc desc = start_row_entry(fcinfo, &in, "replay");
 	Datum values[3];
 	bool nulls[3] = {false, false, false};
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	in.source = "replay";
-	in.started_at = in.received_at = GetCurrentTimestamp();
 	SPI_connect();
 	process_guarded(&in, outer, payload, NULL, 0);
-	li_log(&in);
-	if (in.status == 500)
-		in.error = "Internal server error";
-	if (in.status != 201)
-		li_error_response(&in, outer);
+	log_and_answer(&in, outer);
 	SPI_finish();
 
 	values[0] = Int32GetDatum(in.status);

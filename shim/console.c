@@ -108,7 +108,6 @@ send_answer(struct MHD_Connection *con, ConsoleReq *req, int status, const char 
 			const void *body, size_t len, const char *h, const char *v)
 {
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
 	resp = MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
@@ -122,11 +121,7 @@ send_answer(struct MHD_Connection *con, ConsoleReq *req, int status, const char 
 							req->file ? "no-cache" : "no-store");
 	if (h)
 		MHD_add_response_header(resp, h, v);
-	ret = MHD_queue_response(con, (unsigned) status, resp);
-	MHD_destroy_response(resp);
-	if (ret == MHD_YES)
-		req->status = status;
-	return ret;
+	return http_queue(con, status, resp, &req->status) ? MHD_YES : MHD_NO;
 }
 
 static enum MHD_Result
@@ -410,8 +405,12 @@ call(struct MHD_Connection *con, const ConsoleReq *req, Buf *out)
 	return status;
 }
 
+/*
+ * The route's function answered as JSON; add, when set, adds the shim's side to its answer
+ * and returns the status to send (health, setup).
+ */
 static enum MHD_Result
-api_sql(struct MHD_Connection *con, ConsoleReq *req)
+api_sql(struct MHD_Connection *con, ConsoleReq *req, int (*add)(int status, Buf *out))
 {
 	Buf out;
 	int status;
@@ -419,6 +418,8 @@ api_sql(struct MHD_Connection *con, ConsoleReq *req)
 
 	buf_init(&out);
 	status = call(con, req, &out);
+	if (add != NULL)
+		status = add(status, &out);
 	ret = send_json(con, req, status, &out);
 	buf_free(&out);
 	return ret;
@@ -428,66 +429,50 @@ api_sql(struct MHD_Connection *con, ConsoleReq *req)
  * console_health's figures and the shim's own (the database reachable, pool, spool); with
  * the database away, 200 all the same: the shim's side, "database": false.
  */
-static enum MHD_Result
-health(struct MHD_Connection *con, ConsoleReq *req)
+static int
+add_shim_health(int status, Buf *out)
 {
-	Buf out;
-	int status;
-	enum MHD_Result ret;
 	DbStats db;
+	char pool[96];
+	char spool[96];
 
-	buf_init(&out);
-	status = call(con, req, &out);
 	if (status == 503)
 	{
-		buf_free(&out);
-		buf_puts(&out, "{}");
+		buf_free(out);
+		buf_puts(out, "{}");
 	}
-	if (status == 200 || status == 503)
-	{
-		char pool[96];
-		char spool[96];
-
-		db_stats(&db);
-		snprintf(pool, sizeof(pool), "{\"size\": %u, \"busy\": %u}", shim_config.pool_size,
-				 db.busy);
-		snprintf(spool, sizeof(spool), "{\"enabled\": %s, \"depth\": %u}",
-				 spool_enabled() ? "true" : "false", spool_depth());
-		object_add(&out, "database", status == 200 ? "true" : "false");
-		object_add(&out, "pool", pool);
-		object_add(&out, "spool", spool);
-		status = 200;
-	}
-	ret = send_json(con, req, status, &out);
-	buf_free(&out);
-	return ret;
+	if (status != 200 && status != 503)
+		return status;
+	db_stats(&db);
+	snprintf(pool, sizeof(pool), "{\"size\": %u, \"busy\": %u}", shim_config.pool_size, db.busy);
+	snprintf(spool, sizeof(spool), "{\"enabled\": %s, \"depth\": %u}",
+			 spool_enabled() ? "true" : "false", spool_depth());
+	object_add(out, "database", status == 200 ? "true" : "false");
+	object_add(out, "pool", pool);
+	object_add(out, "spool", spool);
+	return 200;
 }
 
 /* console_setup's URLs, and the names of the dialer keys for the test lead (no secret). */
-static enum MHD_Result
-setup(struct MHD_Connection *con, ConsoleReq *req)
+static int
+add_key_names(int status, Buf *out)
 {
-	Buf out;
 	Buf names;
-	int status;
-	enum MHD_Result ret;
 
-	buf_init(&out);
+	if (status != 200)
+		return status;
 	buf_init(&names);
-	status = call(con, req, &out);
-	if (status == 200)
+	keyring_names(dialer_keys, &names);
+	if (names.oom)
 	{
-		keyring_names(dialer_keys, &names);
-		if (names.oom)
-			status = 500;
-		else
-			object_add(&out, "key_names", names.data);
+		buf_free(out);
+		error_json(out, "Internal server error");
+		status = 500;
 	}
-	ret = status == 500 ? send_error(con, req, 500, "Internal server error", NULL, NULL)
-						: send_json(con, req, status, &out);
-	buf_free(&out);
+	else
+		object_add(out, "key_names", names.data);
 	buf_free(&names);
-	return ret;
+	return status;
 }
 
 /* A dialer request made through the dialer endpoint's own path, as the named dialer key. */
@@ -553,13 +538,13 @@ api(struct MHD_Connection *con, ConsoleReq *req)
 		case H_SESSION:
 			return session_info(con, req);
 		case H_HEALTH:
-			return health(con, req);
+			return api_sql(con, req, add_shim_health);
 		case H_SETUP:
-			return setup(con, req);
+			return api_sql(con, req, add_key_names);
 		case H_TEST_LEAD:
 			return test_lead(con, req);
 		default:
-			return api_sql(con, req);
+			return api_sql(con, req, NULL);
 	}
 }
 
@@ -635,15 +620,6 @@ handle(void *cls, struct MHD_Connection *con, const char *url, const char *metho
 
 /* ---------------------------------------------------------------- request lifetime */
 
-static ConsoleConn *
-conn_of(struct MHD_Connection *con)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-	return ci ? ci->socket_context : NULL;
-}
-
 /* The request's log line (the session's key name) and memory. */
 static void
 request_free(ConsoleReq *req)
@@ -668,10 +644,9 @@ static void *
 request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 {
 	ConsoleReq *req = calloc(1, sizeof(ConsoleReq));
-	ConsoleConn *c = conn_of(con);
+	ConsoleConn *c = http_socket_context(con);
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	size_t path_len = strcspn(uri, "?#");
 
 	(void) cls;
 	if (req == NULL)
@@ -680,13 +655,8 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 	buf_init(&req->body);
 	if (ci)
 		sockaddr_text(ci->client_addr, req->client, sizeof(req->client));
-	req->path = strndup(uri, path_len);
-	if (uri[path_len] == '?')
-		req->query = strndup(uri + path_len + 1, strcspn(uri + path_len + 1, "#"));
-	if (req->path == NULL || (uri[path_len] == '?' && req->query == NULL))
+	if (!http_split_uri(uri, &req->path, &req->query))
 	{
-		free(req->path);
-		free(req->query);
 		free(req);
 		return NULL;
 	}
@@ -699,7 +669,7 @@ static void
 request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	ConsoleConn *c = conn_of(con);
+	ConsoleConn *c = http_socket_context(con);
 
 	(void) cls;
 	(void) toe;

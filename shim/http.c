@@ -91,9 +91,8 @@ static pthread_cond_t inproc_done = PTHREAD_COND_INITIALIZER;
 
 static void request_end(Request *req);
 
-/* The connection's entry in the table of conns.c (its deadlines), or NULL. */
-static Conn *
-conn_of(struct MHD_Connection *con)
+void *
+http_socket_context(struct MHD_Connection *con)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -101,11 +100,27 @@ conn_of(struct MHD_Connection *con)
 	return ci ? ci->socket_context : NULL;
 }
 
+bool
+http_split_uri(const char *uri, char **path, char **query)
+{
+	size_t path_len = strcspn(uri, "?#");
+	bool has_query = uri[path_len] == '?';
+
+	*path = strndup(uri, path_len);
+	*query = has_query ? strndup(uri + path_len + 1, strcspn(uri + path_len + 1, "#")) : NULL;
+	if (*path != NULL && (!has_query || *query != NULL))
+		return true;
+	free(*path);
+	free(*query);
+	*path = *query = NULL;
+	return false;
+}
+
 /* The request on con is all in: no deadline until the answer is sent. */
 static void
 request_in(struct MHD_Connection *con)
 {
-	Conn *c = conn_of(con);
+	Conn *c = http_socket_context(con);
 
 	if (c != NULL)
 		conn_request_in(c);
@@ -160,12 +175,22 @@ wall_clock_us(void)
 
 /* ---------------------------------------------------------------- answers */
 
+bool
+http_queue(struct MHD_Connection *con, int status, struct MHD_Response *resp, int *sent)
+{
+	bool queued = MHD_queue_response(con, (unsigned) status, resp) == MHD_YES;
+
+	MHD_destroy_response(resp);
+	if (queued)
+		*sent = status;
+	return queued;
+}
+
 static enum MHD_Result
 respond(struct MHD_Connection *con, Request *req, int status, const char *body, size_t len,
 		const char *content_type, const char *h1, const char *v1, const char *h2, const char *v2)
 {
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
 	if (con == NULL)
 	{
@@ -185,11 +210,7 @@ respond(struct MHD_Connection *con, Request *req, int status, const char *body, 
 		MHD_add_response_header(resp, h2, v2);
 	if (atomic_load(&draining))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	ret = MHD_queue_response(con, (unsigned) status, resp);
-	MHD_destroy_response(resp);
-	if (ret == MHD_YES)
-		req->status = status;
-	return ret;
+	return http_queue(con, status, resp, &req->status) ? MHD_YES : MHD_NO;
 }
 
 static enum MHD_Result
@@ -916,7 +937,6 @@ static Request *
 request_new(const char *uri, const char *client)
 {
 	Request *req = calloc(1, sizeof(Request));
-	size_t path_len = strcspn(uri, "?#");
 
 	if (req == NULL)
 		return NULL;
@@ -927,13 +947,8 @@ request_new(const char *uri, const char *client)
 	buf_init(&req->payload);
 	atomic_init(&req->done, false);
 	snprintf(req->client, sizeof(req->client), "%s", client);
-	req->path = strndup(uri, path_len);
-	if (uri[path_len] == '?')
-		req->query = strndup(uri + path_len + 1, strcspn(uri + path_len + 1, "#"));
-	if (req->path == NULL || (uri[path_len] == '?' && req->query == NULL))
+	if (!http_split_uri(uri, &req->path, &req->query))
 	{
-		free(req->path);
-		free(req->query);
 		free(req);
 		return NULL;
 	}
@@ -947,7 +962,7 @@ request_begins(void *cls, const char *uri, struct MHD_Connection *con)
 {
 	Request *req;
 	const union MHD_ConnectionInfo *ci;
-	Conn *c = conn_of(con);
+	Conn *c = http_socket_context(con);
 	size_t path_len = strcspn(uri, "?#");
 	char client[CLIENT_ADDR_MAX] = "";
 
@@ -1009,11 +1024,12 @@ request_ends(void *cls, struct MHD_Connection *con, void **req_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	Request *req = *req_cls;
+	Conn *c = http_socket_context(con);
 
 	(void) cls;
 	(void) toe;
-	if (conn_of(con) != NULL)
-		conn_request_ends(conn_of(con));
+	if (c != NULL)
+		conn_request_ends(c);
 	if (req == NULL)
 		return;
 	*req_cls = NULL;

@@ -393,12 +393,27 @@ extern void sweeper_stop(void);
 /* ---------------------------------------------------------------- http.c */
 
 struct MHD_Daemon;
+struct MHD_Connection;
+struct MHD_Response;
 
 /* TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996). GnuTLS priority string. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /* libmicrohttpd's messages on stderr, at most 10 a second (both daemons). */
 extern void http_mhd_logger(void *cls, const char *fmt, va_list ap);
+/*
+ * What the daemon's notify_connection keeps for con (both daemons): the dialer's Conn of
+ * conns.c, the console's ConsoleConn; NULL when it keeps nothing.
+ */
+extern void *http_socket_context(struct MHD_Connection *con);
+/*
+ * uri's path as sent (up to '?' or '#') and its query (after '?', up to '#'; NULL when it has
+ * none), malloc'd; false when out of memory, with neither kept.
+ */
+extern bool http_split_uri(const char *uri, char **path, char **query);
+/* Queues resp on con and lets it go; true once queued, and then *sent is status. */
+extern bool http_queue(struct MHD_Connection *con, int status, struct MHD_Response *resp,
+					   int *sent);
 
 /* Starts the HTTP daemon with the configuration; NULL on failure (message on stderr). */
 extern struct MHD_Daemon *http_start(void);
