@@ -64,11 +64,7 @@ const DialerField li_fields[LI_NFIELDS] = {
 	[F_USER] = {"user", NULL, 100, FK_IDENTITY},
 };
 
-/*
- * Keys clients written from older docs send; the canonical key wins when both come. The
- * identity's keys and agent_username are read in SQL too (leadintake.asked_agent, 1.6):
- * test/pgtap/asked_agent.sql fails when the two name different agents.
- */
+/* Keys clients written from older docs send; the canonical key wins when both come. */
 static const struct
 {
 	const char *alias;

@@ -187,6 +187,7 @@ typedef struct Payload
 
 extern void li_define_payload_guc(void);
 extern void li_read_payload(Jsonb *jb, Payload *p);
+extern void li_trim(const char **s, int *len);
 extern void li_parse_phone(Payload *p);
 extern Jsonb *li_redact(Jsonb *jb, bool *changed);
 extern char *li_build_full_name(const char *first, const char *middle, const char *last);

@@ -86,6 +86,16 @@ is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* A value's text without the whitespace around it, as every field is read. */
+void
+li_trim(const char **s, int *len)
+{
+	while (*len > 0 && is_space(**s))
+		(*s)++, (*len)--;
+	while (*len > 0 && is_space((*s)[*len - 1]))
+		(*len)--;
+}
+
 /* VICIdial sends --A--name--B-- for a variable it could not expand. */
 static bool
 is_placeholder(const char *s, int len)
@@ -303,10 +313,7 @@ read_field(Payload *p, FieldId f, const char *key, int keylen, JsonbValue *v)
 		case jbvString:
 			s = v->val.string.val;
 			len = v->val.string.len;
-			while (len > 0 && is_space(*s))
-				s++, len--;
-			while (len > 0 && is_space(s[len - 1]))
-				len--;
+			li_trim(&s, &len);
 			break;
 		case jbvNumeric:
 			s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));

@@ -1,7 +1,7 @@
 -- test/pgtap/upgrade.sql: a database created at version 1.0 and updated with
--- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2 -> 1.3 -> 1.4 -> 1.5 -> 1.6) keeps its
--- data, runs the 1.1, 1.2, 1.4, 1.5 and 1.6 functions on it, and ends with exactly the objects
--- of a fresh `CREATE EXTENSION leadintake` (the default version, 1.6) (issues 4, 5, 13, 16, 18).
+-- `ALTER EXTENSION leadintake UPDATE` (1.0 -> 1.1 -> 1.2 -> 1.3 -> 1.4 -> 1.5 -> 1.6 -> 1.7) keeps its
+-- data, runs the 1.1, 1.2, 1.4, 1.5, 1.6 and 1.7 functions on it, and ends with exactly the objects
+-- of a fresh `CREATE EXTENSION leadintake` (the default version, 1.7) (issues 4, 5, 13, 16, 18).
 --
 -- How the pgTAP files run (scripts/test.sh): each file gets a fresh database that has the
 -- extensions pgtap and dblink, and runs under pg_prove (psql, ON_ERROR_STOP). Each file
@@ -233,8 +233,8 @@ SELECT is(pg_relation_filenode('leadintake.intake_log'), :log_file_10::oid,
     '1.3 moved intake_log.source to a domain without rewriting the log');
 SELECT throws_ok($$INSERT INTO leadintake.intake_log (source, status) VALUES ('email', 201)$$,
     '23514', NULL, '... and the domain still refuses a source other than the four');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.6',
-    'the extension is now at 1.6');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.7',
+    'the extension is now at 1.7');
 SELECT is((SELECT mode IN ('batched', 'per call') AND waiting >= 0 FROM leadintake.notify_status()),
     true, 'the 1.2 function notify_status works on the updated database');
 SELECT results_eq('SELECT t, n, sum FROM pg_temp.data()', 'SELECT t, n, sum FROM data_10',
@@ -337,12 +337,12 @@ SELECT is((SELECT r.replay_of = o.id FROM leadintake.intake_log o
             WHERE o.payload ->> 'lead_id' = 'UP-Q3' AND o.source = 'inbox'),
     true, '... and the replay''s replay_of names the original');
 
--- ================================================================ the same objects as a fresh 1.6
+-- ================================================================ the same objects as a fresh 1.7
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.describe();
 DROP EXTENSION leadintake CASCADE;
 CREATE EXTENSION leadintake;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.6',
-    'a fresh CREATE EXTENSION leadintake installs 1.6');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'leadintake'), '1.7',
+    'a fresh CREATE EXTENSION leadintake installs 1.7');
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.describe();
 
 CREATE TEMP TABLE kinds (kind text PRIMARY KEY);
@@ -351,15 +351,15 @@ INSERT INTO kinds VALUES ('member'), ('extension'), ('relation'), ('column'), ('
     ('schema'), ('schema acl'), ('init privs'), ('trigger'), ('comment'), ('type'), ('role');
 
 SELECT ok((SELECT count(*) FROM fresh f WHERE f.kind = k.kind) > 0,
-          'the description of a fresh 1.6 has ' || k.kind || ' rows')
+          'the description of a fresh 1.7 has ' || k.kind || ' rows')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM upgraded WHERE kind = %L
                          EXCEPT ALL SELECT item FROM fresh WHERE kind = %L$$, k.kind, k.kind),
-                'updated from 1.0: no ' || k.kind || ' that a fresh 1.6 lacks')
+                'updated from 1.0: no ' || k.kind || ' that a fresh 1.7 lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty(format($$SELECT item FROM fresh WHERE kind = %L
                          EXCEPT ALL SELECT item FROM upgraded WHERE kind = %L$$, k.kind, k.kind),
-                'fresh 1.6: no ' || k.kind || ' that the updated database lacks')
+                'fresh 1.7: no ' || k.kind || ' that the updated database lacks')
   FROM kinds k ORDER BY k.kind;
 SELECT is_empty($$SELECT kind FROM (SELECT kind FROM upgraded UNION SELECT kind FROM fresh) AS u
                    WHERE kind NOT IN (SELECT kind FROM kinds)
