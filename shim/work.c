@@ -136,6 +136,8 @@ worker_main(void *unused)
 			args[n] = take(&expired[n])->arg;
 			n++;
 		} while (head && head->fn == fn && n < (int) shim_config.batch_max);
+		if (head != NULL) /* what this batch left: another worker's (work_submit woke one) */
+			pthread_cond_signal(&work_cond);
 		pthread_mutex_unlock(&work_lock);
 		fn(&db, args, expired, n);
 	}
@@ -165,8 +167,10 @@ work_submit(WorkJob *job, WorkFn fn, void *arg)
 	job->arg = arg;
 	job->queued_at = now_monotonic();
 	pthread_mutex_lock(&work_lock);
+	/* a queue already waiting has woken its worker, who takes this job with the rest */
+	if (head == NULL)
+		pthread_cond_signal(&work_cond);
 	append(job);
-	pthread_cond_signal(&work_cond);
 	pthread_mutex_unlock(&work_lock);
 }
 
