@@ -75,10 +75,15 @@ asked_agent(Jsonb *jb)
 		if ((f != F_DIALER_USER_ID && f != F_USER) || (v.type != jbvString && v.type != jbvBinary))
 			continue;
 		if (v.type == jbvBinary) /* an object or array: its JSON text */
+		{
 			s = JsonbToCString(NULL, v.val.binary.data, v.val.binary.len);
+			len = strlen(s);
+		}
 		else
+		{
 			s = v.val.string.val;
-		len = v.type == jbvBinary ? strlen(s) : v.val.string.len;
+			len = v.val.string.len;
+		}
 		li_trim(&s, &len);
 		if (len == 0)
 			continue;
